@@ -1,0 +1,70 @@
+// FdTable: per-fd registration and readiness state, indexed by fd.
+//
+// Why a table beside the wait tree: readiness must be remembered for every
+// registered fd, waited on or not. Under edge-triggered epoll an edge that
+// arrives while nobody waits is never repeated, so it is recorded here and a
+// later wait returns at once instead of parking forever. The table is dense
+// (fds are small integers) and touched on every event, so it is an array:
+// O(1), no allocation per fd. The wait tree holds only parked waiters.
+//
+// It grows in chunks, up to RLIMIT_NOFILE, with stable entry addresses; there
+// is no fixed cap.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace coil::detail {
+
+// Interest bits for fd waits.
+enum Interest : std::uint8_t {
+  kReadable = 1,
+  kWritable = 2,
+};
+
+struct FdEntry {
+  bool registered = false;  // added to this scheduler's epoll
+  std::uint8_t ready = 0;   // Interest bits seen ready since last mark_not_ready()
+  std::uint32_t waiters = 0;
+};
+
+class FdTable {
+ public:
+  static constexpr int kChunk = 4096;
+
+  // find() returns the entry of fd, or nullptr if fd was never touched.
+  FdEntry* find(int fd) noexcept {
+    if (fd < 0) return nullptr;
+    auto c = static_cast<std::size_t>(fd / kChunk);
+    if (c >= chunks_.size() || !chunks_[c]) return nullptr;
+    return &(*chunks_[c])[static_cast<std::size_t>(fd % kChunk)];
+  }
+
+  // get() returns the entry of fd, growing the table. nullptr if fd is
+  // negative or not below RLIMIT_NOFILE (no such fd can exist).
+  FdEntry* get(int fd) {
+    if (FdEntry* e = find(fd)) return e;
+    if (fd < 0 || !below_fd_limit(fd)) return nullptr;
+    auto c = static_cast<std::size_t>(fd / kChunk);
+    if (c >= chunks_.size()) chunks_.resize(c + 1);
+    chunks_[c] = std::make_unique<Chunk>();
+    return &(*chunks_[c])[static_cast<std::size_t>(fd % kChunk)];
+  }
+
+ private:
+  using Chunk = std::array<FdEntry, kChunk>;
+
+  static bool below_fd_limit(int fd) noexcept {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
+    return rl.rlim_cur == RLIM_INFINITY || static_cast<rlim_t>(fd) < rl.rlim_cur;
+  }
+
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+};
+
+}  // namespace coil::detail

@@ -1,0 +1,176 @@
+#include "poller.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "coil/detail/park.hpp"
+
+namespace coil::detail {
+namespace {
+
+constexpr std::uint32_t kRegisterEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr int kMaxEvents = 512;
+
+// readiness() maps epoll events to the waits they satisfy. Errors and hangups
+// satisfy both: the next read or write reports them.
+std::uint8_t readiness(std::uint32_t events) noexcept {
+  std::uint8_t ready = 0;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) ready |= kReadable;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
+  return ready;
+}
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+}  // namespace
+
+Poller::Poller() {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) throw_errno("coil: epoll_create1");
+  notify_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (notify_fd_ < 0) {
+    int err = errno;
+    ::close(epfd_);
+    errno = err;
+    throw_errno("coil: eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.fd = notify_fd_;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, notify_fd_, &ev) != 0) {
+    int err = errno;
+    ::close(notify_fd_);
+    ::close(epfd_);
+    errno = err;
+    throw_errno("coil: epoll_ctl(eventfd)");
+  }
+}
+
+Poller::~Poller() {
+  ::close(notify_fd_);
+  ::close(epfd_);
+}
+
+FdEntry* Poller::prepare(int fd) {
+  FdEntry* e = fds_.get(fd);
+  if (!e) {
+    errno = EBADF;
+    return nullptr;
+  }
+  if (e->registered) return e;
+  epoll_event ev{};
+  ev.events = kRegisterEvents;
+  ev.data.fd = fd;
+  int rc = ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  if (rc != 0 && errno == EEXIST) {
+    // Still registered from before a close() we were not told about (the
+    // open file description lives on in a dup): take it over.
+    rc = ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+  }
+  if (rc != 0) return nullptr;
+  e->registered = true;
+  // Unknown until the first edge: assume ready so the first I/O is tried.
+  e->ready = kReadable | kWritable;
+  return e;
+}
+
+void Poller::add(WaitNode& node) noexcept {
+  tree_.insert(node);
+  if (FdEntry* e = fds_.find(node.fd)) ++e->waiters;
+}
+
+void Poller::remove(WaitNode& node) noexcept {
+  if (!node.is_linked()) return;
+  tree_.erase(tree_.iterator_to(node));
+  if (FdEntry* e = fds_.find(node.fd)) --e->waiters;
+}
+
+void Poller::wake_waiters(int fd, std::uint8_t ready) noexcept {
+  auto [it, end] = tree_.equal_range(fd);
+  while (it != end) {
+    WaitNode& node = *it;
+    std::uint8_t hit = ready == WaitNode::kGone ? WaitNode::kGone : (node.interest & ready);
+    if (!hit) {
+      ++it;
+      continue;
+    }
+    it = tree_.erase(it);
+    if (FdEntry* e = fds_.find(fd)) --e->waiters;
+    node.revents = hit;
+    wake(node.co);
+  }
+}
+
+void Poller::dispatch(const epoll_event& ev) noexcept {
+  FdEntry* e = fds_.find(ev.data.fd);
+  if (!e || !e->registered) return;
+  std::uint8_t ready = readiness(ev.events);
+  e->ready |= ready;
+  if (e->waiters) wake_waiters(ev.data.fd, ready);
+}
+
+int Poller::wait(epoll_event* events, int max, const timespec* timeout) {
+  static std::atomic<bool> have_pwait2{true};
+  if (have_pwait2.load(std::memory_order_relaxed)) {
+    int n = ::epoll_pwait2(epfd_, events, max, timeout, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    have_pwait2.store(false, std::memory_order_relaxed);
+  }
+  int ms = -1;
+  if (timeout) {
+    // Round up: waking before the deadline would spin until it.
+    long long ns = timeout->tv_sec * 1000000000LL + timeout->tv_nsec;
+    long long rounded = (ns + 999999) / 1000000;
+    ms = rounded > 0x7fffffff ? 0x7fffffff : static_cast<int>(rounded);
+  }
+  return ::epoll_wait(epfd_, events, max, ms);
+}
+
+bool Poller::poll(const timespec* timeout) {
+  epoll_event events[kMaxEvents];
+  int n = wait(events, kMaxEvents, timeout);
+  if (n < 0) {
+    if (errno == EINTR) return false;
+    throw_errno("coil: epoll_wait");
+  }
+  bool notified = false;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.fd == notify_fd_) {
+      notified = true;
+      continue;
+    }
+    dispatch(events[i]);
+  }
+  if (notified) {
+    std::uint64_t count;
+    while (::read(notify_fd_, &count, sizeof count) > 0) {
+    }
+    notified_.store(false, std::memory_order_release);
+  }
+  return notified;
+}
+
+void Poller::forget(int fd) noexcept {
+  FdEntry* e = fds_.find(fd);
+  if (!e || !e->registered) return;
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  e->registered = false;
+  e->ready = 0;
+  if (e->waiters) wake_waiters(fd, WaitNode::kGone);
+}
+
+void Poller::notify() noexcept {
+  if (notified_.exchange(true, std::memory_order_acq_rel)) return;
+  std::uint64_t one = 1;
+  ssize_t rc;
+  do {
+    rc = ::write(notify_fd_, &one, sizeof one);
+  } while (rc < 0 && errno == EINTR);
+}
+
+}  // namespace coil::detail

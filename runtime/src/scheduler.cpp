@@ -1,0 +1,300 @@
+// The run loop, parking and switching. Spawning and joining are in
+// coroutine.cpp; the public free functions in api.cpp.
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+
+#include "overflow_guard.hpp"
+#include "sanitizer.hpp"
+#include "scheduler_impl.hpp"
+
+namespace coil::detail {
+
+thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+thread_local SchedulerImpl* tls_scheduler = nullptr;
+
+timespec to_timespec(Duration d) noexcept {
+  if (d < Duration::zero()) d = Duration::zero();
+  auto ns = d.count();
+  return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
+
+}  // namespace
+
+SchedulerImpl* SchedulerImpl::current() noexcept { return tls_scheduler; }
+
+SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
+    : clock_(opts.clock ? opts.clock : &SteadyClock::instance()),
+      default_stack_size_(opts.stack_size ? opts.stack_size : kDefaultStackSize) {
+  GuardMode ignored;
+  (void)guard_mode_from_env(&ignored);  // reject a malformed COIL_STACK_GUARD early
+  install_overflow_guard();
+}
+
+SchedulerImpl::~SchedulerImpl() { unwind_all(); }
+
+void SchedulerImpl::make_ready(Coroutine* co) noexcept {
+  co->state = CoState::kReady;
+  ready_.push_back(*co);
+}
+
+bool SchedulerImpl::wake(Coroutine* co) noexcept {
+  if (co->state != CoState::kParked) return false;
+  if (co->sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(*co));
+  co->wake_reason = WakeReason::kWoken;
+  make_ready(co);
+  return true;
+}
+
+// resume() runs co until it parks, yields or exits. Scheduler side.
+void SchedulerImpl::resume(Coroutine* co) {
+  running_ = co;
+  tls_running = co;
+  co->state = CoState::kRunning;
+  co->started = true;
+  ++switches_;
+  SwitchAnnotation annotation(co->stack.lo, co->stack.size(), co->tsan_fiber);
+  context_switch(&main_, &co->context);
+  annotation.finish();
+  running_ = nullptr;
+  tls_running = nullptr;
+  if (co->state == CoState::kDone) after_exit(co);
+}
+
+// switch_to_main() suspends the running coroutine co. Coroutine side.
+void SchedulerImpl::switch_to_main(Coroutine* co) {
+  if (!co->canary_intact()) report_stack_overflow(co);
+  SwitchAnnotation annotation(main_stack_lo, main_stack_size, main_tsan_fiber_);
+  context_switch(&co->context, &main_);
+  annotation.finish(&main_stack_lo, &main_stack_size);
+  if (co->cancelled) throw ForcedUnwind{};
+}
+
+WakeReason SchedulerImpl::park(TimePoint deadline) {
+  Coroutine* co = running_;
+  if (co->cancelled) throw ForcedUnwind{};
+  if (deadline != kNoDeadline) {
+    if (deadline <= clock_->now()) return WakeReason::kTimeout;
+    co->deadline = deadline;
+    sleeping_.insert(*co);
+  }
+  co->state = CoState::kParked;
+  switch_to_main(co);
+  return co->wake_reason;
+}
+
+void SchedulerImpl::yield() {
+  Coroutine* co = running_;
+  make_ready(co);
+  switch_to_main(co);
+}
+
+void SchedulerImpl::exit_current() noexcept {
+  Coroutine* co = running_;
+  if (!co->canary_intact()) report_stack_overflow(co);
+  co->state = CoState::kDone;
+  --live_;
+  if (co->joiner) wake(co->joiner);
+  SwitchAnnotation annotation(main_stack_lo, main_stack_size, main_tsan_fiber_, /*exiting=*/true);
+  context_switch(&co->context, &main_);
+  __builtin_trap();  // a finished coroutine is never resumed
+}
+
+WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadline) {
+  FdEntry* e = poller_.prepare(fd);
+  if (!e) {
+    // epoll cannot watch regular files and the like; poll(2) calls them
+    // always ready.
+    return errno == EPERM ? WaitResult::kReady : WaitResult::kError;
+  }
+  if (e->ready & interest) {
+    // A remembered edge may be stale (the data may have been read since):
+    // confirm, as this wait is level-triggered.
+    pollfd p{fd, static_cast<short>((interest & kReadable ? POLLIN : 0) |
+                                    (interest & kWritable ? POLLOUT : 0)),
+             0};
+    if (::poll(&p, 1, 0) != 0) return WaitResult::kReady;
+    e->ready &= static_cast<std::uint8_t>(~interest);
+  }
+  WaitNode node;
+  node.fd = fd;
+  node.interest = interest;
+  node.co = running_;
+  poller_.add(node);
+  struct Unlink {
+    Poller& poller;
+    WaitNode& node;
+    ~Unlink() { poller.remove(node); }
+  } unlink{poller_, node};
+  WakeReason why = park(deadline);
+  if (node.revents & WaitNode::kGone) {
+    errno = EBADF;
+    return WaitResult::kError;
+  }
+  if (node.revents) return WaitResult::kReady;
+  return why == WakeReason::kTimeout ? WaitResult::kTimeout : WaitResult::kReady;
+}
+
+void SchedulerImpl::fire_timers(TimePoint now) noexcept {
+  while (!sleeping_.empty() && sleeping_.begin()->deadline <= now) {
+    Coroutine& co = *sleeping_.begin();
+    sleeping_.erase(sleeping_.begin());
+    co.wake_reason = WakeReason::kTimeout;
+    make_ready(&co);
+  }
+}
+
+int SchedulerImpl::run_ready_batch() {
+  int n = 0;
+  while (n < kResumesPerPoll && !ready_.empty()) {
+    Coroutine& co = ready_.front();
+    ready_.pop_front();
+    resume(&co);
+    ++n;
+  }
+  return n;
+}
+
+// poll_and_fire() looks at epoll and the timers once. busy: there are
+// runnable coroutines, so it must not block. Returns true if posts arrived.
+bool SchedulerImpl::poll_and_fire(bool busy) {
+  bool posted = false;
+  if (!busy || poller_.waiter_count() != 0 || has_posted_.load(std::memory_order_relaxed)) {
+    timespec ts{};
+    const timespec* timeout = &ts;
+    if (!busy) {
+      if (!sleeping_.empty() && !clock_->is_manual()) {
+        ts = to_timespec(sleeping_.begin()->deadline - clock_->now());
+      } else {
+        timeout = nullptr;  // nothing to wake us but an fd or a post
+      }
+    }
+    ++polls_;
+    posted = poller_.poll(timeout);
+  }
+  if (!sleeping_.empty()) fire_timers(clock_->now());
+  return posted;
+}
+
+bool SchedulerImpl::posts_pending() { return has_posted_.load(std::memory_order_acquire); }
+
+bool SchedulerImpl::run_posted() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard lock(posted_mutex_);
+    batch.swap(posted_);
+    has_posted_.store(false, std::memory_order_release);
+  }
+  for (auto& fn : batch) fn();
+  return !batch.empty();
+}
+
+void SchedulerImpl::run() {
+  if (in_run_ || (tls_scheduler && tls_scheduler != this)) {
+    throw std::logic_error("coil: Scheduler::run() called while a scheduler runs on this thread");
+  }
+  in_run_ = true;
+  tls_scheduler = this;
+  main_tsan_fiber_ = tsan_current_fiber();
+  struct Exit {
+    SchedulerImpl* s;
+    ~Exit() {
+      s->in_run_ = false;
+      tls_scheduler = nullptr;
+    }
+  } exit{this};
+  for (;;) {
+    if (posts_pending()) run_posted();
+    run_ready_batch();
+    bool busy = !ready_.empty();
+    if (!busy && live_ == 0 && keep_alive_.load() == 0 && !posts_pending()) return;
+    if (!busy && !posts_pending() && keep_alive_.load() == 0 && poller_.waiter_count() == 0 &&
+        (sleeping_.empty() || clock_->is_manual())) {
+      report_deadlock();
+    }
+    poll_and_fire(busy);
+  }
+}
+
+void SchedulerImpl::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+    has_posted_.store(true, std::memory_order_release);
+  }
+  poller_.notify();
+}
+
+void SchedulerImpl::add_keep_alive() noexcept { keep_alive_.fetch_add(1); }
+
+void SchedulerImpl::drop_keep_alive() noexcept {
+  if (keep_alive_.fetch_sub(1) == 1) poller_.notify();  // let an idle run() re-check
+}
+
+void SchedulerImpl::report_deadlock() {
+  std::string msg = "coil: deadlock: " + std::to_string(live_) +
+                    " coroutine(s) can never be woken (nothing ready, sleeping on a real "
+                    "clock or waiting on an fd, and no KeepAlive):";
+  int shown = 0;
+  for (const Coroutine& co : all_) {
+    if (co.state == CoState::kDone) continue;
+    if (shown++ == 10) {
+      msg += " ...";
+      break;
+    }
+    msg += " " + std::to_string(co.id) + " \"" + co.name + "\"" +
+           (co.sleep_hook.is_linked() ? " (asleep on a manual clock)" : "");
+  }
+  throw DeadlockError(msg);
+}
+
+SchedulerStats SchedulerImpl::stats() const noexcept {
+  SchedulerStats s;
+  s.spawns = spawns_;
+  s.switches = switches_;
+  s.polls = polls_;
+  s.stack_maps = stacks_.stats().maps;
+  s.stack_pool_hits = stacks_.stats().hits;
+  s.stack_pool_misses = stacks_.stats().misses;
+  s.live_coroutines = live_;
+  s.peak_coroutines = peak_;
+  return s;
+}
+
+// unwind_all() runs at destruction: coroutines that never started are
+// dropped, suspended ones are resumed with cancelled set so that park()
+// throws ForcedUnwind and their destructors run, finished ones are freed.
+void SchedulerImpl::unwind_all() noexcept {
+  ready_.clear();
+  sleeping_.clear();
+  tls_scheduler = this;
+  for (int round = 0; round < 3 && !all_.empty(); ++round) {
+    std::vector<Coroutine*> pending;
+    for (Coroutine& co : all_) pending.push_back(&co);
+    for (Coroutine* co : pending) {
+      if (co->state == CoState::kDone || !co->started) {
+        if (co->state != CoState::kDone) --live_;
+        co->state = CoState::kDone;
+        co->detached = true;
+        release(co);
+        continue;
+      }
+      co->cancelled = true;
+      resume(co);  // after_exit() releases it: unwinding marks it detached
+    }
+  }
+  tls_scheduler = nullptr;
+  if (!all_.empty()) {
+    std::fprintf(stderr, "coil: %zu coroutine(s) refused to unwind (caught ForcedUnwind)\n",
+                 all_.size());
+    std::abort();
+  }
+}
+
+}  // namespace coil::detail

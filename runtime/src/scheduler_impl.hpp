@@ -1,0 +1,145 @@
+// SchedulerImpl: one thread's scheduler.
+//
+// Invariants (who touches what, where):
+// - Everything here except posted_/posted_mutex_/keep_alive_ and the poller's
+//   notify() belongs to the thread inside run(). Coroutines run only on that
+//   thread, one at a time; they touch the queues only through park(), wake(),
+//   yield() and the wait functions, all on that thread.
+// - A coroutine is in at most one of: the ready queue (kReady), running
+//   (kRunning, the current_ pointer), parked (kParked). A parked coroutine
+//   may also be in the sleep tree (it has a deadline) and, through WaitNodes
+//   on its stack, in the wait tree. wake() and the timer both move it back to
+//   the ready queue and unlink it from the sleep tree; the coroutine unlinks
+//   its own WaitNodes when it resumes.
+// - Every coroutine not yet released is in all_, whatever its state.
+// - Switches always go through the scheduler's own context (main_): a
+//   coroutine never switches straight to another.
+#pragma once
+
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "coil/scheduler.hpp"
+#include "coroutine.hpp"
+#include "poller.hpp"
+#include "stack_pool.hpp"
+
+namespace coil::detail {
+
+struct CoroutineDeadline {
+  using type = TimePoint;
+  TimePoint operator()(const Coroutine& co) const noexcept { return co.deadline; }
+};
+
+// ReadyQueue: FIFO of runnable coroutines. An intrusive list: push and pop
+// in O(1), no allocation.
+using ReadyQueue = boost::intrusive::list<
+    Coroutine, boost::intrusive::member_hook<Coroutine, ReadyHook, &Coroutine::ready_hook>,
+    boost::intrusive::constant_time_size<false>>;
+
+// SleepTree: parked coroutines with a deadline, ordered by it. Why a tree and
+// not a heap or a wheel: most deadlines are I/O timeouts that are cancelled
+// early, and an intrusive tree erases any node in O(log n) with no index
+// bookkeeping; a multiset inserts equal keys after existing ones, so ties wake
+// in FIFO order; begin() is the next deadline. A wheel would bound precision
+// or cost a tick per slot while idle.
+using SleepTree = boost::intrusive::multiset<
+    Coroutine, boost::intrusive::member_hook<Coroutine, SleepHook, &Coroutine::sleep_hook>,
+    boost::intrusive::key_of_value<CoroutineDeadline>>;
+
+class SchedulerImpl {
+ public:
+  // kResumesPerPoll bounds how many coroutines run before the scheduler
+  // looks at epoll and the timers again while it has runnable work.
+  static constexpr int kResumesPerPoll = 128;
+
+  explicit SchedulerImpl(const SchedulerOptions& opts);
+  ~SchedulerImpl();
+
+  // current() is the scheduler inside run() on this thread, or nullptr.
+  static SchedulerImpl* current() noexcept;
+
+  Coroutine* create(const SpawnOptions& opts, std::size_t body_size, std::size_t body_align,
+                    void** body_memory);
+  void start(Coroutine* co, BodyBase* body) noexcept;
+  void join(Coroutine* co);
+  void release(Coroutine* co) noexcept;
+  void detach(Coroutine* co) noexcept;
+
+  void run();
+  void post(std::function<void()> fn);
+  void add_keep_alive() noexcept;
+  void drop_keep_alive() noexcept;
+
+  // Called from coroutines of this scheduler.
+  WakeReason park(TimePoint deadline);
+  bool wake(Coroutine* co) noexcept;
+  void yield();
+  // wait_fd() is the level-triggered wait behind wait_readable/writable.
+  WaitResult wait_fd(int fd, std::uint8_t interest, TimePoint deadline);
+  void forget_fd(int fd) noexcept { poller_.forget(fd); }
+
+  // exit_current() ends the running coroutine. Never returns.
+  [[noreturn]] void exit_current() noexcept;
+
+  TimePoint now() const noexcept { return clock_->now(); }
+  Coroutine* running() const noexcept { return running_; }
+  Poller& poller() noexcept { return poller_; }
+  SchedulerStats stats() const noexcept;
+
+  Scheduler* owner = nullptr;  // the public object wrapping this one
+
+  // The thread stack's bounds as ASan last reported them (for switches back).
+  const void* main_stack_lo = nullptr;
+  std::size_t main_stack_size = 0;
+
+ private:
+  using AllList = boost::intrusive::list<
+      Coroutine, boost::intrusive::member_hook<Coroutine, AllHook, &Coroutine::all_hook>,
+      boost::intrusive::constant_time_size<true>>;
+
+  void make_ready(Coroutine* co) noexcept;
+  void resume(Coroutine* co);
+  void switch_to_main(Coroutine* co);
+  void after_exit(Coroutine* co) noexcept;
+  void destroy_body(Coroutine* co) noexcept;
+  int run_ready_batch();
+  bool poll_and_fire(bool busy);
+  void fire_timers(TimePoint now) noexcept;
+  bool run_posted();
+  bool posts_pending();
+  void report_deadlock();
+  void unwind_all() noexcept;
+
+  const Clock* clock_;
+  std::size_t default_stack_size_;
+  Context main_{};
+  void* main_tsan_fiber_ = nullptr;
+  Coroutine* running_ = nullptr;
+  ReadyQueue ready_;
+  SleepTree sleeping_;
+  AllList all_;
+  Poller poller_;
+  StackPool stacks_;
+  std::uint64_t live_ = 0;  // spawned and not yet finished
+  std::uint64_t peak_ = 0;
+  std::uint64_t spawns_ = 0;
+  std::uint64_t switches_ = 0;
+  std::uint64_t polls_ = 0;
+  bool in_run_ = false;
+
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> has_posted_{false};
+  std::atomic<int> keep_alive_{0};
+};
+
+// tls_running is the coroutine running on this thread (nullptr outside).
+// initial-exec: libcoil is linked or preloaded, never dlopen'd, and hooks
+// read this on every call.
+extern thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec")));
+
+}  // namespace coil::detail
