@@ -169,6 +169,7 @@ bool SchedulerImpl::poll_and_fire(bool busy) {
     timespec ts{};
     const timespec* timeout = &ts;
     if (!busy) {
+      if (stacks_.trim_wanted()) stacks_.trim();  // about to sleep: a good time
       if (!sleeping_.empty() && !clock_->is_manual()) {
         ts = to_timespec(sleeping_.begin()->deadline - clock_->now());
       } else {
@@ -262,6 +263,7 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
   s.stack_maps = stacks_.stats().maps;
   s.stack_pool_hits = stacks_.stats().hits;
   s.stack_pool_misses = stacks_.stats().misses;
+  s.stacks_in_use = stacks_.stats().in_use;
   s.live_coroutines = live_;
   s.peak_coroutines = peak_;
   return s;

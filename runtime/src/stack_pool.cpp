@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -119,24 +120,44 @@ Stack StackPool::acquire(std::size_t size) {
     Stack s = list.back();
     list.pop_back();
     ++stats_.hits;
+    ++stats_.in_use;
     return s;
   }
+  Stack s = carve(sc);
   ++stats_.misses;
-  return carve(sc);
+  ++stats_.in_use;
+  return s;
 }
 
 void StackPool::release(const Stack& stack) noexcept {
   SizeClass& sc = size_class(stack.size());
-  if (sc.hot.size() < kMaxHotStacks) {
-    sc.hot.push_back(stack);
-    return;
-  }
-  // Keep the mapping (and the guard) but give the pages back.
-  ::madvise(stack.lo, stack.size(), MADV_DONTNEED);
-  ++stats_.trims;
-  sc.cold.push_back(stack);
-  if (stack.guard == GuardMode::kCanary) {
-    *reinterpret_cast<std::uint64_t*>(stack.lo) = kStackCanary;
+  --stats_.in_use;
+  sc.hot.push_back(stack);
+  if (sc.hot.size() > kMaxHotStacks) trim_wanted_ = true;
+}
+
+void StackPool::trim() noexcept {
+  trim_wanted_ = false;
+  for (SizeClass& sc : classes_) {
+    if (sc.hot.size() <= kMaxHotStacks) continue;
+    // The least recently used stacks sit at the front of the LIFO.
+    auto excess = static_cast<std::ptrdiff_t>(sc.hot.size() - kMaxHotStacks);
+    std::vector<Stack> cold(sc.hot.begin(), sc.hot.begin() + excess);
+    sc.hot.erase(sc.hot.begin(), sc.hot.begin() + excess);
+    std::sort(cold.begin(), cold.end(), [](const Stack& a, const Stack& b) { return a.lo < b.lo; });
+    for (std::size_t i = 0; i < cold.size();) {
+      char* begin = cold[i].lo;
+      char* end = cold[i].hi;
+      std::size_t j = i + 1;
+      while (j < cold.size() && cold[j].lo == end + kGuardSize) end = cold[j++].hi;
+      ::madvise(begin, static_cast<std::size_t>(end - begin), MADV_DONTNEED);
+      ++stats_.trims;
+      i = j;
+    }
+    for (const Stack& s : cold) {
+      if (s.guard == GuardMode::kCanary) *reinterpret_cast<std::uint64_t*>(s.lo) = kStackCanary;
+    }
+    sc.cold.insert(sc.cold.end(), cold.begin(), cold.end());
   }
 }
 

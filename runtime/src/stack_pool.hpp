@@ -18,10 +18,14 @@
 //   COIL_STACK_GUARD=auto|madvise|mprotect|none forces a mode (default auto).
 // - Free stacks are kept LIFO so the next spawn reuses the most recently
 //   touched (cache- and TLB-warm) stack: a spawn after an exit makes no
-//   syscall and takes no page fault. Beyond kMaxHotStacks free stacks of one
-//   size, a released stack's pages are returned with MADV_DONTNEED (keeping
-//   the mapping and guard), so a burst of a million coroutines does not pin
-//   its memory forever.
+//   syscall and takes no page fault.
+// - Beyond kMaxHotStacks free stacks of one size, the excess pages go back
+//   to the kernel with MADV_DONTNEED (mapping and guard kept), so a burst of a
+//   million coroutines does not pin its memory forever. Not on release: one
+//   madvise costs ~30 us here (a TLB shootdown), more than a spawn. trim()
+//   runs when the scheduler is about to sleep; it sorts the excess stacks by
+//   address and returns each run of neighbours with one call (guard markers
+//   survive MADV_DONTNEED), typically one call per 64 stacks.
 #pragma once
 
 #include <cstddef>
@@ -56,8 +60,9 @@ struct StackPoolStats {
   std::uint64_t maps = 0;      // slab mmaps
   std::uint64_t hits = 0;      // acquires served from the free list
   std::uint64_t misses = 0;    // acquires that carved a new stack
-  std::uint64_t trims = 0;     // releases that returned pages with MADV_DONTNEED
+  std::uint64_t trims = 0;     // MADV_DONTNEED calls made by trim()
   std::uint64_t unguarded = 0; // stacks carved with a canary instead of a guard
+  std::uint64_t in_use = 0;    // acquired and not yet released
 };
 
 class StackPool {
@@ -76,8 +81,13 @@ class StackPool {
   // acquire() returns a stack with at least size usable bytes (rounded up to
   // pages). Throws SpawnError when mmap fails.
   Stack acquire(std::size_t size);
-  // release() gives a stack back for reuse.
+  // release() gives a stack back for reuse. No syscall.
   void release(const Stack& stack) noexcept;
+
+  // trim_wanted() is true when more than kMaxHotStacks stacks of a size are
+  // free; trim() then returns the pages of the excess to the kernel.
+  bool trim_wanted() const noexcept { return trim_wanted_; }
+  void trim() noexcept;
 
   const StackPoolStats& stats() const noexcept { return stats_; }
 
@@ -102,6 +112,7 @@ class StackPool {
 
   std::vector<SizeClass> classes_;
   std::vector<Slab> slabs_;
+  bool trim_wanted_ = false;
   std::vector<unsigned> valgrind_ids_;  // used only when built with valgrind.h
   StackPoolStats stats_;
 };

@@ -73,6 +73,7 @@ struct SchedulerStats {
   std::uint64_t stack_maps = 0;      // mmap calls made for stacks
   std::uint64_t stack_pool_hits = 0;
   std::uint64_t stack_pool_misses = 0;
+  std::uint64_t stacks_in_use = 0;   // held by coroutines not yet released
   std::uint64_t live_coroutines = 0;
   std::uint64_t peak_coroutines = 0;
 };
