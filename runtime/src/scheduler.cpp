@@ -213,6 +213,9 @@ void SchedulerImpl::run() {
   for (;;) {
     if (posts_pending()) run_posted();
     run_ready_batch();
+    // Deadlines that passed while coroutines ran (or a manual clock that
+    // was advanced) are due now, before deciding to block.
+    if (!sleeping_.empty()) fire_timers(clock_->now());
     bool busy = !ready_.empty();
     if (!busy && live_ == 0 && keep_alive_.load() == 0 && !posts_pending()) return;
     if (!busy && !posts_pending() && keep_alive_.load() == 0 && poller_.waiter_count() == 0 &&

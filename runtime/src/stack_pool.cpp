@@ -86,7 +86,7 @@ bool guard_mode_from_env(GuardMode* mode) {
   return true;
 }
 
-StackPool::StackPool() { (void)policy(); }
+StackPool::StackPool(std::optional<GuardMode> force) : force_(force) { (void)policy(); }
 
 StackPool::~StackPool() {
 #if COIL_HAVE_VALGRIND
@@ -181,14 +181,18 @@ void StackPool::map_slab(SizeClass& sc) {
 
 GuardMode StackPool::install_guard(char* guard_lo) {
   GuardPolicy& p = policy();
-  GuardMode want = p.forced ? p.forced_mode : GuardMode::kMadvise;
+  bool forced = force_.has_value() || p.forced;
+  GuardMode want = force_ ? *force_ : p.forced ? p.forced_mode : GuardMode::kMadvise;
   if (want == GuardMode::kMadvise) {
     if (p.madvise_works.load(std::memory_order_relaxed) &&
         ::madvise(guard_lo, kGuardSize, MADV_GUARD_INSTALL) == 0) {
       return GuardMode::kMadvise;
     }
     p.madvise_works.store(false, std::memory_order_relaxed);
-    if (p.forced) return GuardMode::kCanary;  // forced madvise on an old kernel: canary
+    if (forced) {  // madvise forced on a kernel without it
+      warn_unguarded_once();
+      return GuardMode::kCanary;
+    }
     want = GuardMode::kMprotect;
   }
   if (want == GuardMode::kMprotect) {

@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace coil::detail {
@@ -73,7 +74,8 @@ class StackPool {
   static constexpr std::size_t kMaxSlabBytes = 16 * 1024 * 1024;
   static constexpr std::size_t kMaxHotStacks = 1024;
 
-  StackPool();
+  // force: use this guard mode instead of the process policy (tests).
+  explicit StackPool(std::optional<GuardMode> force = std::nullopt);
   ~StackPool();
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
@@ -112,6 +114,7 @@ class StackPool {
 
   std::vector<SizeClass> classes_;
   std::vector<Slab> slabs_;
+  std::optional<GuardMode> force_;
   bool trim_wanted_ = false;
   std::vector<unsigned> valgrind_ids_;  // used only when built with valgrind.h
   StackPoolStats stats_;
