@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "context.hpp"
+#include "sanitizer.hpp"
 
 namespace coil::detail {
 namespace {
@@ -22,7 +23,10 @@ class TestStack {
     if (p == MAP_FAILED) throw std::bad_alloc();
     base_ = static_cast<char*>(p);
   }
-  ~TestStack() { munmap(base_, size_); }
+  ~TestStack() {
+    asan_forget_stack(base_, size_);  // our raw contexts never return
+    munmap(base_, size_);
+  }
   char* lo() const { return base_; }
   // hi() is deliberately misaligned by 8 so context_init has to align it.
   char* hi() const { return base_ + size_ - 8; }

@@ -74,7 +74,7 @@ Coroutine* SchedulerImpl::create(const SpawnOptions& opts, std::size_t body_size
   co->stack = stack;
   co->id = next_coroutine_id.fetch_add(1, std::memory_order_relaxed);
   std::size_t n = std::min(opts.name.size(), Coroutine::kNameSize - 1);
-  std::memcpy(co->name, opts.name.data(), n);
+  if (n) std::memcpy(co->name, opts.name.data(), n);
   co->name[n] = '\0';
   co->tsan_fiber = tsan_create_fiber();
   context_init(&co->context, stack.lo, body, &coroutine_main, co);
@@ -118,6 +118,7 @@ void SchedulerImpl::release(Coroutine* co) noexcept {
   tsan_destroy_fiber(co->tsan_fiber);
   Stack stack = co->stack;
   co->~Coroutine();
+  asan_forget_stack(stack.lo, stack.size());
   stacks_.release(stack);
 }
 

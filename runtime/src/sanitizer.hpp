@@ -21,6 +21,7 @@
 #endif
 
 #if COIL_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if COIL_TSAN
@@ -70,6 +71,16 @@ inline void finish_first_switch(const void** from_stack_lo, std::size_t* from_st
   __sanitizer_finish_switch_fiber(nullptr, from_stack_lo, from_stack_size);
 #else
   (void)from_stack_lo, (void)from_stack_size;
+#endif
+}
+
+// asan_forget_stack() clears the poison a finished coroutine's frames left
+// on its stack, so that the next coroutine on the stack starts clean.
+inline void asan_forget_stack(void* lo, std::size_t size) noexcept {
+#if COIL_ASAN
+  __asan_unpoison_memory_region(lo, size);
+#else
+  (void)lo, (void)size;
 #endif
 }
 

@@ -80,9 +80,7 @@ void Mutex::unlock() {
 
 // CondVar
 
-void CondVar::wait(std::unique_lock<Mutex>& lock) {
-  (void)wait_until(lock, kNoDeadline);
-}
+void CondVar::wait(std::unique_lock<Mutex>& lock) { (void)wait_until(lock, kNoDeadline); }
 
 std::cv_status CondVar::wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline) {
   detail::Coroutine* self = detail::coroutine_or_throw("CondVar::wait()");
@@ -116,8 +114,8 @@ void CondVar::notify_all() noexcept { waiters_.wake_all(detail::WaitState::kSign
 
 void WaitGroup::add(std::int64_t n) {
   if (n < 0 && count_ + n < 0) {
-    throw std::logic_error("coil: WaitGroup counter would go negative (" +
-                           std::to_string(count_) + " + " + std::to_string(n) + ")");
+    throw std::logic_error("coil: WaitGroup counter would go negative (" + std::to_string(count_) +
+                           " + " + std::to_string(n) + ")");
   }
   count_ += n;
   if (count_ == 0) waiters_.wake_all(detail::WaitState::kSignaled);

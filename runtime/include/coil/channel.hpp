@@ -225,7 +225,7 @@ class Channel {
   bool closed_ = false;
   // Why a deque: items of any T, amortized O(1) at both ends, and memory
   // only for the items actually buffered, which an unbounded channel needs.
-  std::deque<T> buffer_;  // empty whenever receivers_ is non-empty
+  std::deque<T> buffer_;                    // empty whenever receivers_ is non-empty
   detail::WaitList<SendWaiter> senders_;    // non-empty only when the buffer is full
   detail::WaitList<RecvWaiter> receivers_;  // non-empty only when the buffer is empty
 };
