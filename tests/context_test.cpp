@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <cfenv>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -199,6 +200,25 @@ TEST(ContextSwitch, ExceptionsUnwindWithinTheCoroutineStack) {
   context_switch(&t.main, &t.co);
   ASSERT_EQ(t.caught.size(), 2u);
   EXPECT_EQ(t.caught[0], "deep");
+}
+
+void returns_by_mistake(void*) {}
+
+// An entry function must never return; if it does, the context traps
+// instead of running off into whatever lies above the stack.
+TEST(ContextSwitchDeathTest, EntryFunctionReturningTraps) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto run = [] {
+    TestStack stack;
+    Context main{}, co{};
+    context_init(&co, stack.lo(), stack.hi(), &returns_by_mistake, nullptr);
+    context_switch(&main, &co);
+  };
+#if COIL_CONTEXT_ASM
+  EXPECT_EXIT(run(), ::testing::KilledBySignal(SIGILL), "");
+#else
+  EXPECT_EXIT(run(), ::testing::KilledBySignal(SIGABRT), "");
+#endif
 }
 
 TEST(ContextSwitch, BackendIsTheConfiguredOne) {
