@@ -7,8 +7,20 @@
 #include <optional>
 
 #include "coil/scheduler.hpp"
+#include "sanitizer.hpp"
 
 namespace coil::test {
+
+// kTsan: ThreadSanitizer counts every coroutine as a thread and dies past
+// 8128 live ones, so tests about huge counts scale down or skip under it.
+#if COIL_TSAN
+inline constexpr bool kTsan = true;
+#else
+inline constexpr bool kTsan = false;
+#endif
+
+// scaled() is n, or a count TSan can hold.
+constexpr int scaled(int n) { return kTsan && n > 4000 ? 4000 : n; }
 
 class SchedulerTest : public ::testing::Test {
  protected:
