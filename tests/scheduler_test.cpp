@@ -240,7 +240,7 @@ TEST_F(SchedulerBasics, IdleSchedulerBlocksInsteadOfSpinning) {
   EXPECT_LT(cpu, 0.15) << "the scheduler burned CPU while idle";
 }
 
-TEST(DetachedException, TerminatesNamingTheCoroutine) {
+TEST(DetachedExceptionDeathTest, TerminatesNamingTheCoroutine) {
   EXPECT_DEATH(
       {
         Scheduler sched;
@@ -250,7 +250,7 @@ TEST(DetachedException, TerminatesNamingTheCoroutine) {
       "coil: uncaught exception in detached coroutine [0-9]+ \"doomed\": std::exception: kaput");
 }
 
-TEST(DetachedException, DroppingTheHandleOfAFailedCoroutineTerminatesToo) {
+TEST(DetachedExceptionDeathTest, DroppingTheHandleOfAFailedCoroutineTerminatesToo) {
   EXPECT_DEATH(
       {
         Scheduler sched;
