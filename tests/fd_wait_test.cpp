@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "coil/detail/fd_wait.hpp"
 #include "coil/scheduler.hpp"
 #include "test_support.hpp"
 
@@ -264,6 +265,54 @@ TEST_F(FdWait, ThousandPipesWaitedOnConcurrently) {
    }).detach();
   s.run();
   EXPECT_EQ(ready, 1000);
+}
+
+// The hook layer's edge protocol: a remembered edge returns at once (no
+// syscall), mark_not_ready() makes the next wait park until a new edge.
+TEST_F(FdWait, EdgeWaitSkipsSyscallsUntilMarkedNotReady) {
+  Scheduler& s = scheduler();
+  Pipe p;
+  s.spawn([&] {
+     using detail::kReadable;
+     TimePoint soon = std::chrono::steady_clock::now() + 10ms;
+     // Fresh fd: assumed ready, so the caller tries its syscall first.
+     EXPECT_EQ(detail::wait_for_fd(p.r, kReadable, soon), WaitResult::kReady);
+     detail::mark_not_ready(p.r, kReadable);  // "read said EAGAIN"
+     EXPECT_EQ(detail::wait_for_fd(p.r, kReadable, std::chrono::steady_clock::now() + 10ms),
+               WaitResult::kTimeout);
+     ASSERT_EQ(write(p.w, "e", 1), 1);
+     EXPECT_EQ(detail::wait_for_fd(p.r, kReadable, std::chrono::steady_clock::now() + 1s),
+               WaitResult::kReady);
+     // The edge is remembered until the caller says otherwise, even though
+     // nobody waited when it arrived.
+     EXPECT_EQ(detail::wait_for_fd(p.r, kReadable, std::chrono::steady_clock::now()),
+               WaitResult::kReady);
+     forget_fd(p.r);
+   }).detach();
+  s.run();
+}
+
+// Somebody else's wake() must not end an fd wait early.
+TEST_F(FdWait, SpuriousWakeDoesNotEndTheWait) {
+  ManualClock clock;
+  Scheduler& s = scheduler({.clock = &clock});
+  Pipe p;
+  detail::Coroutine* waiter = nullptr;
+  WaitResult got = WaitResult::kReady;
+  s.spawn([&] {
+     waiter = detail::current_coroutine();
+     got = wait_readable(p.r, 5s);
+   }).detach();
+  s.spawn([&] {
+     yield();
+     EXPECT_TRUE(detail::wake(waiter));
+     yield();
+     yield();
+     EXPECT_EQ(got, WaitResult::kReady) << "still waiting: got is untouched";
+     clock.advance(5s);
+   }).detach();
+  s.run();
+  EXPECT_EQ(got, WaitResult::kTimeout);
 }
 
 TEST(FdWaitOutside, FallsBackToPoll) {

@@ -180,6 +180,20 @@ TEST_F(SchedulerBasics, HundredThousandCoroutinesPingPong) {
   EXPECT_EQ(scheduler().stats().peak_coroutines, 2ull * kPairs);
 }
 
+TEST_F(SchedulerBasics, RunOnceStepsWithoutBlocking) {
+  int steps = 0;
+  bool done = false;
+  scheduler().spawn([&] {
+     for (int i = 0; i < 300; ++i) yield();
+     done = true;
+   }).detach();
+  // 301 resumes at most 128 per step: the third step finishes the work.
+  while (scheduler().run_once(/*may_block=*/false)) ++steps;
+  EXPECT_TRUE(done);
+  EXPECT_EQ(steps, 2);
+  EXPECT_FALSE(scheduler().run_once(false)) << "nothing left to run";
+}
+
 TEST(SchedulerDeadlock, ReportsStuckCoroutinesAndUnwindsThemOnDestruction) {
   bool destructor_ran = false;
   struct Flag {

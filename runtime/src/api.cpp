@@ -21,6 +21,8 @@ Scheduler::~Scheduler() = default;
 
 void Scheduler::run() { impl_->run(); }
 
+bool Scheduler::run_once(bool may_block) { return impl_->run_once(may_block); }
+
 void Scheduler::post(std::function<void()> fn) { impl_->post(std::move(fn)); }
 
 SchedulerStats Scheduler::stats() const noexcept { return impl_->stats(); }
@@ -141,6 +143,14 @@ TimePoint now() noexcept {
 }
 
 SchedulerImpl* current_scheduler() noexcept { return SchedulerImpl::current(); }
+
+WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline) {
+  return tls_running->scheduler->wait_fd_edge(fd, interest, deadline);
+}
+
+void mark_not_ready(int fd, std::uint8_t interest) noexcept {
+  tls_running->scheduler->mark_not_ready(fd, interest);
+}
 
 SchedulerImpl& current_scheduler_or_throw() {
   SchedulerImpl* s = SchedulerImpl::current();

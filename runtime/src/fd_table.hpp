@@ -18,13 +18,9 @@
 #include <memory>
 #include <vector>
 
-namespace coil::detail {
+#include "coil/detail/fd_wait.hpp"
 
-// Interest bits for fd waits.
-enum Interest : std::uint8_t {
-  kReadable = 1,
-  kWritable = 2,
-};
+namespace coil::detail {
 
 struct FdEntry {
   bool registered = false;  // added to this scheduler's epoll

@@ -106,22 +106,20 @@ void SchedulerImpl::exit_current() noexcept {
   __builtin_trap();  // a finished coroutine is never resumed
 }
 
-WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadline) {
+// prepare_fd() registers fd on first use. nullptr means "do not park":
+// errno EPERM (epoll cannot watch regular files; poll(2) calls them always
+// ready) or a real error.
+FdEntry* SchedulerImpl::prepare_fd(int fd, WaitResult* early) {
   FdEntry* e = poller_.prepare(fd);
-  if (!e) {
-    // epoll cannot watch regular files and the like; poll(2) calls them
-    // always ready.
-    return errno == EPERM ? WaitResult::kReady : WaitResult::kError;
-  }
-  if (e->ready & interest) {
-    // A remembered edge may be stale (the data may have been read since):
-    // confirm, as this wait is level-triggered.
-    pollfd p{fd, static_cast<short>((interest & kReadable ? POLLIN : 0) |
-                                    (interest & kWritable ? POLLOUT : 0)),
-             0};
-    if (::poll(&p, 1, 0) != 0) return WaitResult::kReady;
-    e->ready &= static_cast<std::uint8_t>(~interest);
-  }
+  if (!e) *early = errno == EPERM ? WaitResult::kReady : WaitResult::kError;
+  return e;
+}
+
+WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline) {
+  WaitResult early;
+  FdEntry* e = prepare_fd(fd, &early);
+  if (!e) return early;
+  if (e->ready & interest) return WaitResult::kReady;
   WaitNode node;
   node.fd = fd;
   node.interest = interest;
@@ -132,13 +130,34 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
     WaitNode& node;
     ~Unlink() { poller.remove(node); }
   } unlink{poller_, node};
-  WakeReason why = park(deadline);
+  while (node.is_linked()) {
+    if (park(deadline) == WakeReason::kTimeout && node.is_linked()) return WaitResult::kTimeout;
+  }
   if (node.revents & WaitNode::kGone) {
     errno = EBADF;
     return WaitResult::kError;
   }
-  if (node.revents) return WaitResult::kReady;
-  return why == WakeReason::kTimeout ? WaitResult::kTimeout : WaitResult::kReady;
+  return WaitResult::kReady;
+}
+
+WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadline) {
+  WaitResult early;
+  FdEntry* e = prepare_fd(fd, &early);
+  if (!e) return early;
+  if (e->ready & interest) {
+    // A remembered edge may be stale (the data may have been read since):
+    // confirm, as this wait is level-triggered.
+    pollfd p{fd, static_cast<short>((interest & kReadable ? POLLIN : 0) |
+                                    (interest & kWritable ? POLLOUT : 0)),
+             0};
+    if (::poll(&p, 1, 0) != 0) return WaitResult::kReady;
+    e->ready &= static_cast<std::uint8_t>(~interest);
+  }
+  return wait_fd_edge(fd, interest, deadline);
+}
+
+void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexcept {
+  if (FdEntry* e = poller_.fds().find(fd)) e->ready &= static_cast<std::uint8_t>(~interest);
 }
 
 void SchedulerImpl::fire_timers(TimePoint now) noexcept {
@@ -196,34 +215,51 @@ bool SchedulerImpl::run_posted() {
   return !batch.empty();
 }
 
+// RunScope marks this thread as running sched for the length of a step.
+class SchedulerImpl::RunScope {
+ public:
+  explicit RunScope(SchedulerImpl* s) : s_(s) {
+    if (s->in_run_ || (tls_scheduler && tls_scheduler != s)) {
+      throw std::logic_error("coil: Scheduler::run() called while a scheduler runs on this thread");
+    }
+    s->in_run_ = true;
+    tls_scheduler = s;
+    s->main_tsan_fiber_ = tsan_current_fiber();
+  }
+  ~RunScope() {
+    s_->in_run_ = false;
+    tls_scheduler = nullptr;
+  }
+
+ private:
+  SchedulerImpl* s_;
+};
+
+bool SchedulerImpl::step(bool may_block) {
+  if (posts_pending()) run_posted();
+  run_ready_batch();
+  // Deadlines that passed while coroutines ran (or a manual clock that was
+  // advanced) are due now, before deciding to block.
+  if (!sleeping_.empty()) fire_timers(clock_->now());
+  bool busy = !ready_.empty();
+  if (!busy && live_ == 0 && keep_alive_.load() == 0 && !posts_pending()) return false;
+  if (!busy && !posts_pending() && keep_alive_.load() == 0 && poller_.waiter_count() == 0 &&
+      (sleeping_.empty() || clock_->is_manual())) {
+    report_deadlock();
+  }
+  poll_and_fire(busy || !may_block);
+  return true;
+}
+
 void SchedulerImpl::run() {
-  if (in_run_ || (tls_scheduler && tls_scheduler != this)) {
-    throw std::logic_error("coil: Scheduler::run() called while a scheduler runs on this thread");
+  RunScope scope(this);
+  while (step(/*may_block=*/true)) {
   }
-  in_run_ = true;
-  tls_scheduler = this;
-  main_tsan_fiber_ = tsan_current_fiber();
-  struct Exit {
-    SchedulerImpl* s;
-    ~Exit() {
-      s->in_run_ = false;
-      tls_scheduler = nullptr;
-    }
-  } exit{this};
-  for (;;) {
-    if (posts_pending()) run_posted();
-    run_ready_batch();
-    // Deadlines that passed while coroutines ran (or a manual clock that
-    // was advanced) are due now, before deciding to block.
-    if (!sleeping_.empty()) fire_timers(clock_->now());
-    bool busy = !ready_.empty();
-    if (!busy && live_ == 0 && keep_alive_.load() == 0 && !posts_pending()) return;
-    if (!busy && !posts_pending() && keep_alive_.load() == 0 && poller_.waiter_count() == 0 &&
-        (sleeping_.empty() || clock_->is_manual())) {
-      report_deadlock();
-    }
-    poll_and_fire(busy);
-  }
+}
+
+bool SchedulerImpl::run_once(bool may_block) {
+  RunScope scope(this);
+  return step(may_block);
 }
 
 void SchedulerImpl::post(std::function<void()> fn) {

@@ -70,6 +70,7 @@ class SchedulerImpl {
   void detach(Coroutine* co) noexcept;
 
   void run();
+  bool run_once(bool may_block);
   void post(std::function<void()> fn);
   void add_keep_alive() noexcept;
   void drop_keep_alive() noexcept;
@@ -78,8 +79,11 @@ class SchedulerImpl {
   WakeReason park(TimePoint deadline);
   bool wake(Coroutine* co) noexcept;
   void yield();
-  // wait_fd() is the level-triggered wait behind wait_readable/writable.
+  // wait_fd() is the level-triggered wait behind wait_readable/writable;
+  // wait_fd_edge() and mark_not_ready() are the hook layer's (fd_wait.hpp).
   WaitResult wait_fd(int fd, std::uint8_t interest, TimePoint deadline);
+  WaitResult wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline);
+  void mark_not_ready(int fd, std::uint8_t interest) noexcept;
   void forget_fd(int fd) noexcept { poller_.forget(fd); }
 
   // exit_current() ends the running coroutine. Never returns.
@@ -101,6 +105,10 @@ class SchedulerImpl {
       Coroutine, boost::intrusive::member_hook<Coroutine, AllHook, &Coroutine::all_hook>,
       boost::intrusive::constant_time_size<true>>;
 
+  class RunScope;
+
+  bool step(bool may_block);
+  FdEntry* prepare_fd(int fd, WaitResult* early);
   void make_ready(Coroutine* co) noexcept;
   void resume(Coroutine* co);
   void switch_to_main(Coroutine* co);

@@ -170,6 +170,14 @@ class Scheduler {
   // DeadlockError when the remaining coroutines can never be woken.
   void run();
 
+  // run_once() is one step of run(), for driving coil from another event
+  // loop: it runs the ready coroutines (a batch of at most 128), fires due
+  // timers, and looks at epoll once; with may_block it sleeps there until
+  // the next deadline, fd event or post() when nothing is runnable. Returns
+  // false once every coroutine has finished (and no KeepAlive is held).
+  // Throws DeadlockError like run().
+  bool run_once(bool may_block = true);
+
   // post() hands fn to this scheduler from any thread and wakes it. fn runs
   // on the scheduler's thread, outside any coroutine, and must not block;
   // spawn a coroutine from it for work that waits. Thread-safe.

@@ -1,0 +1,41 @@
+// The fd-readiness interface the hook layer is written against: wait for an
+// fd with a deadline, and tell the runtime what a syscall just learned.
+//
+// The protocol of a hooked call (edge-based, no syscall wasted):
+//   for (;;) {
+//     n = real_call(fd, ...);                 // try first
+//     if (n >= 0 || errno != EAGAIN) return n;
+//     mark_not_ready(fd, kReadable);          // the kernel said: not ready
+//     switch (wait_for_fd(fd, kReadable, deadline)) { ... }  // next edge
+//   }
+// A caller that knows the fd is drained (a short read) may mark_not_ready()
+// first and skip the read that would only return EAGAIN.
+#pragma once
+
+#include <cstdint>
+
+#include "coil/scheduler.hpp"
+#include "coil/time.hpp"
+
+namespace coil::detail {
+
+// Interest bits for fd waits.
+enum Interest : std::uint8_t {
+  kReadable = 1,
+  kWritable = 2,
+};
+
+// wait_for_fd() parks the running coroutine until fd becomes ready for
+// interest or the deadline passes. It returns kReady at once if a readiness
+// edge has been seen since the last mark_not_ready(fd, interest) (initially
+// assumed ready). kError sets errno: EBADF for a bad fd or one forgotten
+// while waiting. fds epoll cannot watch (regular files) are always kReady.
+// Registers fd with epoll on its first use. Precondition: inside a coroutine.
+WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline);
+
+// mark_not_ready() records that a syscall on fd found it not ready for
+// interest (EAGAIN), so that the next wait_for_fd() parks. Precondition:
+// inside a coroutine.
+void mark_not_ready(int fd, std::uint8_t interest) noexcept;
+
+}  // namespace coil::detail
