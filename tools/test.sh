@@ -29,12 +29,12 @@ summary=()
 total_passed=0
 total_failed=0
 
-# finish STATUS prints the summary so far and exits with STATUS.
+# finish STATUS [WHY] prints the summary so far, and why the run stopped, and exits with STATUS.
 finish() {
   echo
   echo "== coil test summary"
   printf '%s\n' "${summary[@]}"
-  echo "$total_passed passed, $total_failed failed"
+  echo "$total_passed passed, $total_failed failed${2:+ ($2)}"
   exit "$1"
 }
 
@@ -50,8 +50,7 @@ for name in "${configs[@]}"; do
 
   if ! coil_build "$name"; then
     summary+=("$(printf '%-6s %-12s build FAILED' "$name" "${dir#"$COIL_ROOT"/}/")")
-    echo "coil: configuration '$name' failed to build" >&2
-    finish 1
+    finish 1 "stopped: configuration '$name' did not build"
   fi
 
   test_env=()
@@ -84,8 +83,7 @@ for name in "${configs[@]}"; do
   summary+=("$(printf '%-6s %-12s %4d passed, %d failed (%ds)' "$name" "${dir#"$COIL_ROOT"/}/" \
     "$passed" "$failed" $((SECONDS - start)))")
   if ((rc != 0 || failed != 0)); then
-    echo "coil: configuration '$name' failed; the ctest output is in $log" >&2
-    finish 1
+    finish 1 "stopped at configuration '$name'; its ctest output is in ${log#"$COIL_ROOT"/}"
   fi
 done
 

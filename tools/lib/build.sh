@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # build.sh: the named build configurations of coil and the one function that configures and
 # builds them. Sourced by the scripts in tools/; not a program of its own.
 

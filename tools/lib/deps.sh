@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the arrays are used by the scripts sourcing this
 # deps.sh: the Debian packages coil needs and the one function that installs the missing ones.
 # Sourced by tools/test.sh and tools/demo.sh; not a program of its own.
 
