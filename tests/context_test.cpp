@@ -149,7 +149,8 @@ struct FpState {
 [[noreturn]] void fp_body(void* arg) {
   auto* s = static_cast<FpState*>(arg);
   write_mxcsr((read_mxcsr() & ~kMxcsrRoundingMask) | kMxcsrTowardZero);
-  write_fpucw(static_cast<std::uint16_t>((read_fpucw() & ~kFpuPrecisionMask) | kFpuSinglePrecision));
+  write_fpucw(
+      static_cast<std::uint16_t>((read_fpucw() & ~kFpuPrecisionMask) | kFpuSinglePrecision));
   context_switch(&s->co, &s->main);
   // Back again: our own settings must have been restored.
   s->co_mxcsr_after_switch = read_mxcsr();

@@ -45,8 +45,8 @@ TEST_F(SchedulerBasics, JoinInsideACoroutineWaitsForTheChild) {
     log.push_back("parent got " + std::to_string(v));
   });
   scheduler().run();
-  EXPECT_EQ(log, (std::vector<std::string>{"parent joins", "child start", "child end",
-                                           "parent got 7"}));
+  EXPECT_EQ(log,
+            (std::vector<std::string>{"parent joins", "child start", "child end", "parent got 7"}));
 }
 
 TEST_F(SchedulerBasics, JoinRethrowsTheCoroutinesException) {
@@ -183,10 +183,12 @@ TEST_F(SchedulerBasics, HundredThousandCoroutinesPingPong) {
 TEST_F(SchedulerBasics, RunOnceStepsWithoutBlocking) {
   int steps = 0;
   bool done = false;
-  scheduler().spawn([&] {
-     for (int i = 0; i < 300; ++i) yield();
-     done = true;
-   }).detach();
+  scheduler()
+      .spawn([&] {
+        for (int i = 0; i < 300; ++i) yield();
+        done = true;
+      })
+      .detach();
   // 301 resumes at most 128 per step: the third step finishes the work.
   while (scheduler().run_once(/*may_block=*/false)) ++steps;
   EXPECT_TRUE(done);
@@ -202,10 +204,14 @@ TEST(SchedulerDeadlock, ReportsStuckCoroutinesAndUnwindsThemOnDestruction) {
   };
   {
     Scheduler sched;
-    sched.spawn([&] {
-      Flag f{&destructor_ran};
-      detail::park();  // nobody will ever wake us
-    }, {.name = "stuck-one"}).detach();
+    sched
+        .spawn(
+            [&] {
+              Flag f{&destructor_ran};
+              detail::park();  // nobody will ever wake us
+            },
+            {.name = "stuck-one"})
+        .detach();
     try {
       sched.run();
       FAIL() << "run() returned although a coroutine can never finish";

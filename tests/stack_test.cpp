@@ -105,7 +105,8 @@ TEST(StackPool, CanaryModeMarksTheLowestWord) {
 TEST(StackPool, ReleasedStacksComeBackLifoAndTrimKeepsThemUsable) {
   StackPool pool;
   std::vector<Stack> stacks;
-  for (std::size_t i = 0; i < StackPool::kMaxHotStacks + 200; ++i) stacks.push_back(pool.acquire(kMinStackSize));
+  for (std::size_t i = 0; i < StackPool::kMaxHotStacks + 200; ++i)
+    stacks.push_back(pool.acquire(kMinStackSize));
   for (auto& s : stacks) std::memset(s.hi - 4096, 1, 4096);
   for (auto& s : stacks) pool.release(s);
   EXPECT_TRUE(pool.trim_wanted());
@@ -287,10 +288,13 @@ TEST(StackOverflowDeathTest, OtherSegfaultsKeepTheirPreviousBehaviour) {
   Scheduler s;
   int done = 0;
   for (int i = 0; i < count; ++i) {
-    s.spawn([&] {
-       yield();
-       ++done;
-     }, {.stack_size = kMinStackSize}).detach();
+    s.spawn(
+         [&] {
+           yield();
+           ++done;
+         },
+         {.stack_size = kMinStackSize})
+        .detach();
   }
   s.run();
   std::exit(done == count ? 0 : 1);
@@ -323,11 +327,13 @@ TEST(Million, MillionLiveCoroutines) {
   std::size_t maps_at_peak = 0;
   s.spawn([&] {
      for (int i = 0; i < kCoroutines; ++i) {
-       go([&] {
-         ++started;
-         yield();
-         ++finished;
-       }, {.stack_size = kMinStackSize});
+       go(
+           [&] {
+             ++started;
+             yield();
+             ++finished;
+           },
+           {.stack_size = kMinStackSize});
      }
      yield();  // every coroutine has started and is parked in yield()
      maps_at_peak = mapping_count();

@@ -52,7 +52,9 @@ class Coroutine {
 
   // usable_stack_hi() is the highest address frames may use: just below the
   // control block and body at the top of the stack.
-  char* usable_stack_hi() const noexcept { return reinterpret_cast<char*>(const_cast<Coroutine*>(this)); }
+  char* usable_stack_hi() const noexcept {
+    return reinterpret_cast<char*>(const_cast<Coroutine*>(this));
+  }
 
   // canary_intact() checks the overflow canary of an unguarded stack.
   bool canary_intact() const noexcept {

@@ -71,9 +71,10 @@ struct AltStack {
     if (memory) return;
     stack_t current{};
     if (sigaltstack(nullptr, &current) == 0 && !(current.ss_flags & SS_DISABLE)) return;
-    void* m = ::mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
-    if (m == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "coil: sigaltstack");
+    void* m =
+        ::mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+      throw std::system_error(errno, std::generic_category(), "coil: sigaltstack");
     stack_t ss{};
     ss.ss_sp = m;
     ss.ss_size = kAltStackSize;

@@ -53,7 +53,8 @@ class SwitchAnnotation {
 
   // finish() completes the switch back into this side; it reports the
   // bounds of the stack we came from (used to learn the thread's own stack).
-  void finish(const void** from_stack_lo = nullptr, std::size_t* from_stack_size = nullptr) noexcept {
+  void finish(const void** from_stack_lo = nullptr,
+              std::size_t* from_stack_size = nullptr) noexcept {
 #if COIL_ASAN
     __sanitizer_finish_switch_fiber(fake_stack_, from_stack_lo, from_stack_size);
 #else

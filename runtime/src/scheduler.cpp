@@ -147,8 +147,9 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
   if (e->ready & interest) {
     // A remembered edge may be stale (the data may have been read since):
     // confirm, as this wait is level-triggered.
-    pollfd p{fd, static_cast<short>((interest & kReadable ? POLLIN : 0) |
-                                    (interest & kWritable ? POLLOUT : 0)),
+    pollfd p{fd,
+             static_cast<short>((interest & kReadable ? POLLIN : 0) |
+                                (interest & kWritable ? POLLOUT : 0)),
              0};
     if (::poll(&p, 1, 0) != 0) return WaitResult::kReady;
     e->ready &= static_cast<std::uint8_t>(~interest);

@@ -162,7 +162,8 @@ void StackPool::trim() noexcept {
 }
 
 void StackPool::map_slab(SizeClass& sc) {
-  std::size_t count = sc.stride >= kMaxSlabBytes ? 1 : std::min(kStacksPerSlab, kMaxSlabBytes / sc.stride);
+  std::size_t count =
+      sc.stride >= kMaxSlabBytes ? 1 : std::min(kStacksPerSlab, kMaxSlabBytes / sc.stride);
   std::size_t bytes = count * sc.stride;
   void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -58,12 +58,12 @@ inline constexpr std::uint64_t kStackCanary = 0xc011c011deadbeefULL;
 
 // StackPoolStats count the pool's system calls and cache behaviour.
 struct StackPoolStats {
-  std::uint64_t maps = 0;      // slab mmaps
-  std::uint64_t hits = 0;      // acquires served from the free list
-  std::uint64_t misses = 0;    // acquires that carved a new stack
-  std::uint64_t trims = 0;     // MADV_DONTNEED calls made by trim()
-  std::uint64_t unguarded = 0; // stacks carved with a canary instead of a guard
-  std::uint64_t in_use = 0;    // acquired and not yet released
+  std::uint64_t maps = 0;       // slab mmaps
+  std::uint64_t hits = 0;       // acquires served from the free list
+  std::uint64_t misses = 0;     // acquires that carved a new stack
+  std::uint64_t trims = 0;      // MADV_DONTNEED calls made by trim()
+  std::uint64_t unguarded = 0;  // stacks carved with a canary instead of a guard
+  std::uint64_t in_use = 0;     // acquired and not yet released
 };
 
 class StackPool {

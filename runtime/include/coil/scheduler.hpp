@@ -46,7 +46,7 @@ struct SpawnOptions {
 
 // SchedulerOptions configure a Scheduler.
 struct SchedulerOptions {
-  const Clock* clock = nullptr;               // nullptr: the steady clock
+  const Clock* clock = nullptr;                // nullptr: the steady clock
   std::size_t stack_size = kDefaultStackSize;  // default for spawns
 };
 
@@ -68,12 +68,12 @@ class DeadlockError : public std::runtime_error {
 // SchedulerStats are counters since the scheduler was created.
 struct SchedulerStats {
   std::uint64_t spawns = 0;
-  std::uint64_t switches = 0;        // context switches into coroutines
-  std::uint64_t polls = 0;           // epoll waits
-  std::uint64_t stack_maps = 0;      // mmap calls made for stacks
+  std::uint64_t switches = 0;    // context switches into coroutines
+  std::uint64_t polls = 0;       // epoll waits
+  std::uint64_t stack_maps = 0;  // mmap calls made for stacks
   std::uint64_t stack_pool_hits = 0;
   std::uint64_t stack_pool_misses = 0;
-  std::uint64_t stacks_in_use = 0;   // held by coroutines not yet released
+  std::uint64_t stacks_in_use = 0;  // held by coroutines not yet released
   std::uint64_t live_coroutines = 0;
   std::uint64_t peak_coroutines = 0;
 };
@@ -83,7 +83,7 @@ namespace detail {
 Coroutine* create_coroutine(SchedulerImpl& sched, const SpawnOptions& opts, std::size_t body_size,
                             std::size_t body_align, void** body_memory);
 void start_coroutine(Coroutine* co, BodyBase* body) noexcept;
-void join_coroutine(Coroutine* co);            // waits until co has finished
+void join_coroutine(Coroutine* co);  // waits until co has finished
 BodyBase* coroutine_body(Coroutine* co) noexcept;
 void release_coroutine(Coroutine* co) noexcept;  // after join: frees the stack
 void detach_coroutine(Coroutine* co) noexcept;
