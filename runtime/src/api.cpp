@@ -79,10 +79,6 @@ Scheduler* Scheduler::current() noexcept {
   return s ? s->owner : nullptr;
 }
 
-void yield() {
-  if (detail::SchedulerImpl* s = running_scheduler()) s->yield();
-}
-
 void sleep_until(TimePoint deadline) {
   detail::SchedulerImpl* s = running_scheduler();
   if (!s) {

@@ -41,7 +41,7 @@ char* align_down(char* p, std::size_t align) noexcept {
 [[noreturn]] void coroutine_main(void* arg) noexcept {
   auto* co = static_cast<Coroutine*>(arg);
   SchedulerImpl* sched = co->scheduler;
-  finish_first_switch(&sched->main_stack_lo, &sched->main_stack_size);
+  finish_first_switch();
   if (!co->cancelled) {
     try {
       co->body->invoke();

@@ -2,6 +2,8 @@
 // no-op unless coil is built with that sanitizer.
 #pragma once
 
+#include <pthread.h>
+
 #include <cstddef>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -67,11 +69,28 @@ class SwitchAnnotation {
 };
 
 // First code of a new coroutine: completes the switch that started it.
-inline void finish_first_switch(const void** from_stack_lo, std::size_t* from_stack_size) noexcept {
+inline void finish_first_switch() noexcept {
 #if COIL_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, from_stack_lo, from_stack_size);
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+}
+
+// thread_stack_bounds() finds the calling thread's own stack, which ASan
+// must be told about when a coroutine switches back to the scheduler loop.
+// Only needed (and only called) under ASan.
+inline void thread_stack_bounds(const void** lo, std::size_t* size) noexcept {
+#if COIL_ASAN
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  std::size_t bytes = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &addr, &bytes);
+    pthread_attr_destroy(&attr);
+  }
+  *lo = addr;
+  *size = bytes;
 #else
-  (void)from_stack_lo, (void)from_stack_size;
+  (void)lo, (void)size;
 #endif
 }
 

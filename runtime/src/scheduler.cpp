@@ -52,27 +52,50 @@ bool SchedulerImpl::wake(Coroutine* co) noexcept {
   return true;
 }
 
-// resume() runs co until it parks, yields or exits. Scheduler side.
-void SchedulerImpl::resume(Coroutine* co) {
+// enter() makes co the running coroutine, just before switching to it.
+inline void SchedulerImpl::enter(Coroutine* co) noexcept {
   running_ = co;
   tls_running = co;
   co->state = CoState::kRunning;
   co->started = true;
   ++switches_;
+}
+
+// resume() runs co until control comes back to the scheduler loop: co, or
+// a coroutine it handed over to, parked, yielded or exited. Scheduler side.
+void SchedulerImpl::resume(Coroutine* co) {
+  enter(co);
   SwitchAnnotation annotation(co->stack.lo, co->stack.size(), co->tsan_fiber);
   context_switch(&main_, &co->context);
   annotation.finish();
+  Coroutine* last = running_;  // the one that switched back to us
   running_ = nullptr;
   tls_running = nullptr;
-  if (co->state == CoState::kDone) after_exit(co);
+  if (last->state == CoState::kDone) after_exit(last);
 }
 
-// switch_to_main() suspends the running coroutine co. Coroutine side.
-void SchedulerImpl::switch_to_main(Coroutine* co) {
+// suspend() switches away from the running coroutine co, which has already
+// put itself where it will be found again (ready queue, sleep tree, a wait
+// list). While the batch lasts it hands over straight to the next ready
+// coroutine: one switch instead of two through the scheduler loop, and no
+// trip through its bookkeeping. Coroutine side.
+inline void SchedulerImpl::suspend(Coroutine* co) {
   if (!co->canary_intact()) report_stack_overflow(co);
-  SwitchAnnotation annotation(main_stack_lo, main_stack_size, main_tsan_fiber_);
-  context_switch(&co->context, &main_);
-  annotation.finish(&main_stack_lo, &main_stack_size);
+  if (batch_left_ > 0 && !ready_.empty() && !unwinding_) {
+    --batch_left_;
+    Coroutine* next = &ready_.front();
+    ready_.pop_front();
+    enter(next);
+    if (next != co) {  // a lone yielder just keeps running
+      SwitchAnnotation annotation(next->stack.lo, next->stack.size(), next->tsan_fiber);
+      context_switch(&co->context, &next->context);
+      annotation.finish();
+    }
+  } else {
+    SwitchAnnotation annotation(main_stack_lo, main_stack_size, main_tsan_fiber_);
+    context_switch(&co->context, &main_);
+    annotation.finish();
+  }
   if (co->cancelled) throw ForcedUnwind{};
 }
 
@@ -85,15 +108,27 @@ WakeReason SchedulerImpl::park(TimePoint deadline) {
     sleeping_.insert(*co);
   }
   co->state = CoState::kParked;
-  switch_to_main(co);
+  suspend(co);
   return co->wake_reason;
 }
 
-void SchedulerImpl::yield() {
+inline void SchedulerImpl::yield() {
   Coroutine* co = running_;
   make_ready(co);
-  switch_to_main(co);
+  suspend(co);
 }
+
+}  // namespace coil::detail
+
+// coil::yield() lives here, not in api.cpp, so that the whole path down to
+// the switch inlines into it: every return executed after a switch is a
+// return-stack-buffer miss (the buffer holds the other context's calls), so
+// fewer frames on the way back out is measurably faster.
+void coil::yield() {
+  if (detail::Coroutine* co = detail::tls_running) co->scheduler->yield();
+}
+
+namespace coil::detail {
 
 void SchedulerImpl::exit_current() noexcept {
   Coroutine* co = running_;
@@ -170,15 +205,15 @@ void SchedulerImpl::fire_timers(TimePoint now) noexcept {
   }
 }
 
-int SchedulerImpl::run_ready_batch() {
-  int n = 0;
-  while (n < kResumesPerPoll && !ready_.empty()) {
+void SchedulerImpl::run_ready_batch() {
+  // Hand-overs between coroutines (suspend()) spend the same budget.
+  batch_left_ = kResumesPerPoll;
+  while (batch_left_ > 0 && !ready_.empty()) {
+    --batch_left_;
     Coroutine& co = ready_.front();
     ready_.pop_front();
     resume(&co);
-    ++n;
   }
-  return n;
 }
 
 // poll_and_fire() looks at epoll and the timers once. busy: there are
@@ -226,6 +261,12 @@ class SchedulerImpl::RunScope {
     s->in_run_ = true;
     tls_scheduler = s;
     s->main_tsan_fiber_ = tsan_current_fiber();
+#if COIL_ASAN
+    if (!s->main_stack_lo || !pthread_equal(s->main_stack_thread_, pthread_self())) {
+      thread_stack_bounds(&s->main_stack_lo, &s->main_stack_size);
+      s->main_stack_thread_ = pthread_self();
+    }
+#endif
   }
   ~RunScope() {
     s_->in_run_ = false;
@@ -315,6 +356,7 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
 void SchedulerImpl::unwind_all() noexcept {
   ready_.clear();
   sleeping_.clear();
+  unwinding_ = true;  // every switch goes back to this loop from now on
   tls_scheduler = this;
   for (int round = 0; round < 3 && !all_.empty(); ++round) {
     std::vector<Coroutine*> pending;

@@ -12,9 +12,14 @@
 //   the ready queue and unlink it from the sleep tree; the coroutine unlinks
 //   its own WaitNodes when it resumes.
 // - Every coroutine not yet released is in all_, whatever its state.
-// - Switches always go through the scheduler's own context (main_): a
-//   coroutine never switches straight to another.
+// - A coroutine that suspends hands over straight to the next ready one
+//   (suspend()) while the batch budget lasts; otherwise, and always when it
+//   exits, it switches to the scheduler's own context (main_). So exits,
+//   stack release, polling and timers all happen in the scheduler loop, and
+//   running_ always names the coroutine on the CPU.
 #pragma once
+
+#include <pthread.h>
 
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/set.hpp>
@@ -96,9 +101,10 @@ class SchedulerImpl {
 
   Scheduler* owner = nullptr;  // the public object wrapping this one
 
-  // The thread stack's bounds as ASan last reported them (for switches back).
+  // The thread stack's bounds, for ASan's switch annotations back to main_.
   const void* main_stack_lo = nullptr;
   std::size_t main_stack_size = 0;
+  pthread_t main_stack_thread_{};
 
  private:
   using AllList = boost::intrusive::list<
@@ -110,11 +116,12 @@ class SchedulerImpl {
   bool step(bool may_block);
   FdEntry* prepare_fd(int fd, WaitResult* early);
   void make_ready(Coroutine* co) noexcept;
+  void enter(Coroutine* co) noexcept;
   void resume(Coroutine* co);
-  void switch_to_main(Coroutine* co);
+  void suspend(Coroutine* co);
   void after_exit(Coroutine* co) noexcept;
   void destroy_body(Coroutine* co) noexcept;
-  int run_ready_batch();
+  void run_ready_batch();
   bool poll_and_fire(bool busy);
   void fire_timers(TimePoint now) noexcept;
   bool run_posted();
@@ -137,7 +144,9 @@ class SchedulerImpl {
   std::uint64_t spawns_ = 0;
   std::uint64_t switches_ = 0;
   std::uint64_t polls_ = 0;
+  int batch_left_ = 0;      // resumes and hand-overs left before the next poll
   bool in_run_ = false;
+  bool unwinding_ = false;  // in the destructor: no hand-overs
 
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
