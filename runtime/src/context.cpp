@@ -28,17 +28,6 @@ namespace {
 
 namespace bctx = boost::context::detail;
 
-// Travels through jump_fcontext so the resumed side can store the
-// suspended side's new fcontext handle where it belongs.
-struct Handoff {
-  Context* from;
-  Context* to;
-};
-
-void record_suspended(bctx::transfer_t t) noexcept {
-  static_cast<Handoff*>(t.data)->from->fctx = t.fctx;
-}
-
 [[noreturn]] void fcontext_entry(bctx::transfer_t t) noexcept {
   auto* handoff = static_cast<Handoff*>(t.data);
   Context* self = handoff->to;
@@ -54,11 +43,6 @@ void context_init(Context* ctx, void* stack_lo, void* stack_hi, EntryFn entry, v
   ctx->fctx = bctx::make_fcontext(stack_hi, size, &fcontext_entry);
   ctx->entry = entry;
   ctx->arg = arg;
-}
-
-void context_switch(Context* from, Context* to) noexcept {
-  Handoff handoff{from, to};
-  record_suspended(bctx::jump_fcontext(to->fctx, &handoff));
 }
 
 #endif

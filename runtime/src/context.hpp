@@ -49,7 +49,29 @@ void context_init(Context* ctx, void* stack_lo, void* stack_hi, EntryFn entry, v
 void context_switch(Context* from, Context* to) noexcept;
 
 #if COIL_CONTEXT_ASM
+
 inline void context_switch(Context* from, Context* to) noexcept { coil_switch_context(from, to); }
+
+#else
+
+// Handoff travels through jump_fcontext so the resumed side can store the
+// suspended side's new fcontext handle where it belongs.
+struct Handoff {
+  Context* from;
+  Context* to;
+};
+
+inline void record_suspended(boost::context::detail::transfer_t t) noexcept {
+  static_cast<Handoff*>(t.data)->from->fctx = t.fctx;
+}
+
+// Inline: an out-of-line wrapper adds a return after every switch, and each
+// such return misses the return-stack buffer.
+inline void context_switch(Context* from, Context* to) noexcept {
+  Handoff handoff{from, to};
+  record_suspended(boost::context::detail::jump_fcontext(to->fctx, &handoff));
+}
+
 #endif
 
 }  // namespace coil::detail
