@@ -39,7 +39,7 @@ for bin in "${binaries[@]}"; do
   echo
   echo "== valgrind ${bin#"$COIL_ROOT"/}"
   if ! valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible \
-    --num-callers=30 -- "$bin" '--gtest_filter=-*Death*:*Million*:*Overflow*:*Mxcsr*' "$@"; then
+    --num-callers=30 -- "$bin" '--gtest_filter=-*Death*:*Million*:*Overflow*' "$@"; then
     failed+=("${bin#"$COIL_ROOT"/}")
   fi
 done
