@@ -6,7 +6,7 @@
 COIL_BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config libboost-context-dev libboost-dev
   libcli11-dev)
 # COIL_TEST_PACKAGES add what the tests, benchmarks and checking scripts use.
-COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang)
+COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang gdb)
 
 # coil_ensure_packages PACKAGE... installs, with apt-get, those of PACKAGE that dpkg does not
 # report as installed. It runs apt-get update once, and only when something is missing, and uses
