@@ -315,6 +315,55 @@ TEST_F(FdWait, SpuriousWakeDoesNotEndTheWait) {
   EXPECT_EQ(got, WaitResult::kTimeout);
 }
 
+// Regression: forget_fd() from a post()ed function (outside any coroutine)
+// was a no-op, so a reused fd number was never registered again and its
+// readiness was lost.
+TEST_F(FdWait, ForgetFromAPostedFunctionLetsTheFdNumberBeReused) {
+  Scheduler& s = scheduler();
+  auto first = std::make_unique<Pipe>();
+  int number = first->r;
+  WaitResult got = WaitResult::kError;
+  s.spawn([&] {
+     ASSERT_EQ(write(first->w, "1", 1), 1);
+     EXPECT_EQ(wait_readable(first->r, 1s), WaitResult::kReady);
+     Scheduler::current()->post([&] {
+       forget_fd(first->r);
+       first.reset();
+     });
+     sleep_for(1ms);  // let the post run
+     Pipe second;
+     ASSERT_EQ(second.r, number);
+     go([&] {
+       sleep_for(5ms);
+       ASSERT_EQ(write(second.w, "2", 1), 1);
+     });
+     got = wait_readable(second.r, 2s);
+     forget_fd(second.r);
+     sleep_for(10ms);
+   }).detach();
+  s.run();
+  EXPECT_EQ(got, WaitResult::kReady);
+}
+
+// A wait on an fd closed without forget_fd() whose last edge said ready
+// reports EBADF instead of "ready".
+TEST_F(FdWait, ClosedFdWithARememberedEdgeIsEbadf) {
+  Scheduler& s = scheduler();
+  s.spawn([&] {
+     int fds[2];
+     ASSERT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+     ASSERT_EQ(write(fds[1], "x", 1), 1);
+     EXPECT_EQ(wait_readable(fds[0], 1s), WaitResult::kReady);
+     close(fds[0]);
+     close(fds[1]);
+     errno = 0;
+     EXPECT_EQ(wait_readable(fds[0], 10ms), WaitResult::kError);
+     EXPECT_EQ(errno, EBADF);
+     forget_fd(fds[0]);
+   }).detach();
+  s.run();
+}
+
 TEST(FdWaitOutside, FallsBackToPoll) {
   Pipe p;
   EXPECT_EQ(wait_readable(p.r, 5ms), WaitResult::kTimeout);

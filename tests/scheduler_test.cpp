@@ -223,6 +223,57 @@ TEST(SchedulerDeadlock, ReportsStuckCoroutinesAndUnwindsThemOnDestruction) {
   EXPECT_TRUE(destructor_ran) << "destroying the scheduler must unwind parked coroutines";
 }
 
+// Regression: unwinding a deadlocked scheduler released a finished child
+// while its parent, unwound later, still held the child's JoinHandle; the
+// handle's detach() then freed it a second time (segfault).
+TEST(SchedulerDeadlock, UnwindWithJoinHandlesHeldByStuckCoroutines) {
+  int children_done = 0;
+  {
+    Scheduler sched;
+    sched
+        .spawn([&] {
+          auto child = spawn([&] { return ++children_done; });
+          std::vector<JoinHandle<int>> workers;
+          for (int i = 0; i < 3; ++i) workers.push_back(spawn([&] { return ++children_done; }));
+          workers.push_back(spawn([] {
+            detail::park();  // one worker stuck forever
+            return 0;
+          }));
+          yield();
+          detail::park();  // and the parent too, holding every handle
+        })
+        .detach();
+    EXPECT_THROW(sched.run(), DeadlockError);
+  }
+  EXPECT_EQ(children_done, 4);
+}
+
+// Regression: a joiner unwound while waiting left a dangling joiner pointer
+// in the coroutine it joined.
+TEST(SchedulerDeadlock, UnwindAJoinerWaitingOnAStuckCoroutine) {
+  Scheduler sched;
+  sched
+      .spawn([] {
+        auto stuck = spawn([] { detail::park(); });
+        stuck.join();
+      })
+      .detach();
+  EXPECT_THROW(sched.run(), DeadlockError);
+}
+
+// A posted function that throws leaves run(); the ones after it still run.
+TEST(SchedulerCrossThread, ThrowingPostKeepsTheRestQueued) {
+  Scheduler sched;
+  std::string order;
+  sched.post([&] { order += "a"; });
+  sched.post([&] { throw std::runtime_error("post failed"); });
+  sched.post([&] { order += "c"; });
+  EXPECT_THROW(sched.run(), std::runtime_error);
+  EXPECT_EQ(order, "a");
+  sched.run();
+  EXPECT_EQ(order, "ac");
+}
+
 TEST(SchedulerCrossThread, PostWakesAnIdleSchedulerAndKeepAliveHoldsRunOpen) {
   Scheduler sched;
   std::atomic<int> value{0};

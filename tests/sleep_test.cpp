@@ -103,6 +103,19 @@ TEST_F(Sleep, PastDeadlineReturnsWithoutSuspending) {
   EXPECT_EQ(order, "abc");
 }
 
+// Regression: a negative duration meant "no deadline" and slept forever.
+TEST_F(Sleep, NegativeDurationReturnsAtOnceLikeStdSleepFor) {
+  Scheduler& s = scheduler();
+  bool done = false;
+  s.spawn([&] {
+     sleep_for(-5ms);
+     sleep_for(Duration::min());
+     done = true;
+   }).detach();
+  s.run();
+  EXPECT_TRUE(done);
+}
+
 TEST(SleepDeadlock, SleepersOnAManualClockNobodyAdvancesAreReported) {
   ManualClock clock;
   Scheduler s({.clock = &clock});

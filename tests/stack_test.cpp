@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "coil/scheduler.hpp"
 #include "sanitizer.hpp"
@@ -92,6 +93,21 @@ TEST(StackPool, MadviseGuardCostsNoMapping) {
   ASSERT_EQ(stacks[0].guard, GuardMode::kMadvise);
   EXPECT_LE(mapping_count(), before + 40) << "640 guarded stacks must not cost 640 mappings";
   for (auto& s : stacks) pool.release(s);
+}
+
+// Regression: destroyed pools never gave their mprotect guards back to the
+// process-wide budget, so after ~28k stacks ever carved every new stack
+// lost its guard although the mappings were gone.
+TEST(StackPool, MprotectBudgetIsReturnedWhenAPoolGoesAway) {
+  for (int round = 0; round < 40; ++round) {
+    StackPool pool(GuardMode::kMprotect);
+    std::vector<Stack> stacks;
+    for (int i = 0; i < 1000; ++i) stacks.push_back(pool.acquire(kMinStackSize));
+    for (auto& s : stacks) {
+      ASSERT_EQ(s.guard, GuardMode::kMprotect) << "round " << round;
+      pool.release(s);
+    }
+  }
 }
 
 TEST(StackPool, CanaryModeMarksTheLowestWord) {
@@ -225,6 +241,22 @@ TEST(StackOverflowDeathTest, RecursionHitsTheGuardAndIsReported) {
         s.run();
       },
       "coil: stack overflow in coroutine [0-9]+ \"deep\" \\(stack 65536 bytes\\)");
+}
+
+[[noreturn]] void overflow_on_another_thread_child() {
+  Scheduler s;  // constructed here, run on another thread
+  s.spawn([] { recurse_forever(0); }, {.name = "far", .stack_size = 64 * 1024}).detach();
+  std::thread runner([&] { s.run(); });
+  runner.join();
+  std::exit(0);
+}
+
+// Regression: only the constructing thread had an alternate signal stack,
+// so an overflow on a scheduler run elsewhere died without the message.
+TEST(StackOverflowDeathTest, ReportedWhenRunOnAnotherThread) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(overflow_on_another_thread_child(),
+               "coil: stack overflow in coroutine [0-9]+ \"far\" \\(stack 65536 bytes\\)");
 }
 
 TEST(StackOverflowDeathTest, MprotectGuardIsReportedToo) {

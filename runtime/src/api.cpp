@@ -96,6 +96,9 @@ void sleep_for(Duration d) {
     std::this_thread::sleep_for(d);
     return;
   }
+  // Like std::this_thread::sleep_for, a zero or negative duration returns
+  // at once (deadline_after() would read a negative timeout as "forever").
+  if (d <= Duration::zero()) return;
   sleep_until(deadline_after(*s, d));
 }
 
@@ -108,7 +111,9 @@ WaitResult wait_writable(int fd, Duration timeout) {
 }
 
 void forget_fd(int fd) noexcept {
-  if (detail::SchedulerImpl* s = running_scheduler()) s->forget_fd(fd);
+  detail::SchedulerImpl* s = running_scheduler();
+  if (!s) s = detail::SchedulerImpl::current();  // e.g. a post()ed function
+  if (s) s->forget_fd(fd);
 }
 
 namespace this_coroutine {

@@ -99,8 +99,11 @@ void SchedulerImpl::join(Coroutine* co) {
         "finished; call it from a coroutine or after run()");
   }
   co->joiner = self;
+  struct Forget {  // also when park() throws ForcedUnwind: self is going away
+    Coroutine* co;
+    ~Forget() { co->joiner = nullptr; }
+  } forget{co};
   while (co->state != CoState::kDone) park(kNoDeadline);
-  co->joiner = nullptr;
 }
 
 void SchedulerImpl::destroy_body(Coroutine* co) noexcept {
@@ -132,7 +135,7 @@ void SchedulerImpl::detach(Coroutine* co) noexcept {
 }
 
 void SchedulerImpl::after_exit(Coroutine* co) noexcept {
-  if (co->detached || co->cancelled) release(co);
+  if (co->detached) release(co);  // else its JoinHandle (or unwind_all) does
 }
 
 // Entry points declared in coil/scheduler.hpp.

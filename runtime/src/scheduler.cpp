@@ -114,6 +114,7 @@ WakeReason SchedulerImpl::park(TimePoint deadline) {
 
 inline void SchedulerImpl::yield() {
   Coroutine* co = running_;
+  if (co->cancelled) throw ForcedUnwind{};
   make_ready(co);
   suspend(co);
 }
@@ -186,7 +187,13 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
              static_cast<short>((interest & kReadable ? POLLIN : 0) |
                                 (interest & kWritable ? POLLOUT : 0)),
              0};
-    if (::poll(&p, 1, 0) != 0) return WaitResult::kReady;
+    if (::poll(&p, 1, 0) > 0) {
+      if (p.revents & POLLNVAL) {  // closed behind our back
+        errno = EBADF;
+        return WaitResult::kError;
+      }
+      return WaitResult::kReady;
+    }
     e->ready &= static_cast<std::uint8_t>(~interest);
   }
   return wait_fd_edge(fd, interest, deadline);
@@ -247,7 +254,18 @@ bool SchedulerImpl::run_posted() {
     batch.swap(posted_);
     has_posted_.store(false, std::memory_order_release);
   }
-  for (auto& fn : batch) fn();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      batch[i]();
+    } catch (...) {
+      // The exception leaves run(); the functions after it stay queued.
+      std::lock_guard lock(posted_mutex_);
+      posted_.insert(posted_.begin(), std::make_move_iterator(batch.begin() + i + 1),
+                     std::make_move_iterator(batch.end()));
+      if (!posted_.empty()) has_posted_.store(true, std::memory_order_release);
+      throw;
+    }
+  }
   return !batch.empty();
 }
 
@@ -258,6 +276,7 @@ class SchedulerImpl::RunScope {
     if (s->in_run_ || (tls_scheduler && tls_scheduler != s)) {
       throw std::logic_error("coil: Scheduler::run() called while a scheduler runs on this thread");
     }
+    install_overflow_guard();  // this thread needs its own sigaltstack
     s->in_run_ = true;
     tls_scheduler = s;
     s->main_tsan_fiber_ = tsan_current_fiber();
@@ -361,32 +380,47 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
 // unwind_all() runs at destruction: coroutines that never started are
 // dropped, suspended ones are resumed with cancelled set so that park()
 // throws ForcedUnwind and their destructors run, finished ones are freed.
+//
+// Destructors that run meanwhile may drop JoinHandles, which detach (and so
+// release) other coroutines: the list is therefore searched afresh after
+// every step, never walked from a snapshot, and a finished coroutine whose
+// handle may still be alive is released last, not while handles can reach
+// it. Handles held outside the scheduler must not outlive it.
 void SchedulerImpl::unwind_all() noexcept {
-  ready_.clear();
-  sleeping_.clear();
-  unwinding_ = true;  // every switch goes back to this loop from now on
+  unwinding_ = true;  // no hand-overs: every switch comes back to this loop
   tls_scheduler = this;
-  for (int round = 0; round < 3 && !all_.empty(); ++round) {
-    std::vector<Coroutine*> pending;
-    for (Coroutine& co : all_) pending.push_back(&co);
-    for (Coroutine* co : pending) {
-      if (co->state == CoState::kDone || !co->started) {
-        if (co->state != CoState::kDone) --live_;
-        co->state = CoState::kDone;
-        co->detached = true;
-        release(co);
-        continue;
-      }
-      co->cancelled = true;
-      resume(co);  // after_exit() releases it: unwinding marks it detached
+  auto first = [this](auto pred) -> Coroutine* {
+    for (Coroutine& co : all_) {
+      if (pred(co)) return &co;
+    }
+    return nullptr;
+  };
+  // 1. Suspended coroutines unwind; park() and yield() throw at once for a
+  //    cancelled coroutine, so each runs to its exit in one resume.
+  while (Coroutine* co = first([](const Coroutine& c) {
+           return c.started && c.state != CoState::kDone && !c.cancelled;
+         })) {
+    if (co->ready_hook.is_linked()) ready_.erase(ready_.iterator_to(*co));
+    if (co->sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(*co));
+    co->cancelled = true;
+    resume(co);
+    if (co->state != CoState::kDone) {
+      std::fprintf(stderr, "coil: coroutine %llu \"%s\" refused to unwind (caught ForcedUnwind)\n",
+                   static_cast<unsigned long long>(co->id), co->name);
+      std::abort();
     }
   }
-  tls_scheduler = nullptr;
-  if (!all_.empty()) {
-    std::fprintf(stderr, "coil: %zu coroutine(s) refused to unwind (caught ForcedUnwind)\n",
-                 all_.size());
-    std::abort();
+  // 2. Coroutines that never ran: drop their function objects (whose
+  //    captures may hold handles) without running them.
+  while (Coroutine* co = first([](const Coroutine& c) { return c.state != CoState::kDone; })) {
+    if (co->ready_hook.is_linked()) ready_.erase(ready_.iterator_to(*co));
+    co->state = CoState::kDone;
+    --live_;
+    destroy_body(co);
   }
+  // 3. What is left finished but was never joined: free it.
+  while (!all_.empty()) release(&all_.front());
+  tls_scheduler = nullptr;
 }
 
 }  // namespace coil::detail

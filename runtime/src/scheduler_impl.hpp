@@ -144,7 +144,7 @@ class SchedulerImpl {
   std::uint64_t spawns_ = 0;
   std::uint64_t switches_ = 0;
   std::uint64_t polls_ = 0;
-  int batch_left_ = 0;      // resumes and hand-overs left before the next poll
+  int batch_left_ = 0;  // resumes and hand-overs left before the next poll
   bool in_run_ = false;
   bool unwinding_ = false;  // in the destructor: no hand-overs
 

@@ -89,6 +89,8 @@ bool guard_mode_from_env(GuardMode* mode) {
 StackPool::StackPool(std::optional<GuardMode> force) : force_(force) { (void)policy(); }
 
 StackPool::~StackPool() {
+  // Our mprotect guards die with the slabs: give their VMA budget back.
+  policy().mprotect_budget.fetch_add(mprotect_guards_, std::memory_order_relaxed);
 #if COIL_HAVE_VALGRIND
   for (unsigned id : valgrind_ids_) VALGRIND_STACK_DEREGISTER(id);
 #endif
@@ -215,6 +217,7 @@ Stack StackPool::carve(SizeClass& sc) {
   s.lo = guard_lo + kGuardSize;
   s.hi = s.lo + sc.size;
   s.guard = install_guard(guard_lo);
+  if (s.guard == GuardMode::kMprotect) ++mprotect_guards_;
   s.guard_size = s.guard == GuardMode::kCanary ? 0 : kGuardSize;
   if (s.guard == GuardMode::kCanary) {
     ++stats_.unguarded;

@@ -115,6 +115,7 @@ class StackPool {
   std::vector<SizeClass> classes_;
   std::vector<Slab> slabs_;
   std::optional<GuardMode> force_;
+  long mprotect_guards_ = 0;  // taken from the process-wide budget
   bool trim_wanted_ = false;
   std::vector<unsigned> valgrind_ids_;  // used only when built with valgrind.h
   StackPoolStats stats_;
