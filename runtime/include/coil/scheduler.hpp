@@ -92,7 +92,8 @@ SchedulerImpl& current_scheduler_or_throw();
 }  // namespace detail
 
 // JoinHandle<T> owns the right to join a spawned coroutine. Dropping it
-// detaches the coroutine. Move-only.
+// detaches the coroutine. Move-only. Precondition: it does not outlive the
+// Scheduler the coroutine was spawned on.
 template <class T>
 class JoinHandle {
  public:
