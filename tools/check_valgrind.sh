@@ -2,8 +2,8 @@
 # check_valgrind.sh [GTEST_ARG...] builds the asm configuration in build/ and runs its GoogleTest
 # binaries (build/bin/coil_tests, build/bin/*_test*) under valgrind's memcheck with full leak
 # checking. Left out: death tests (they fork), million-coroutine tests (too slow), stack-overflow
-# tests (valgrind does not let a program handle the fault) and MXCSR/x87 control-word tests
-# (valgrind keeps only the rounding mode of those registers). Extra arguments go to every test
+# tests (valgrind does not let a program handle the fault). The MXCSR/x87 control-word test
+# skips itself under valgrind, which keeps only the rounding mode. Extra arguments go to every test
 # binary. Exits non-zero when any binary reports an error, a leak or a failed test.
 set -euo pipefail
 
