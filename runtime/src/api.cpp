@@ -40,7 +40,10 @@ detail::SchedulerImpl* running_scheduler() noexcept {
   return co ? co->scheduler : nullptr;
 }
 
-TimePoint deadline_after(detail::SchedulerImpl& s, Duration timeout) noexcept {
+// wait_deadline() turns an fd-wait timeout into a deadline: negative means
+// none (unlike detail::deadline_after() of the sync primitives, where a
+// timeout of zero or less is already due).
+TimePoint wait_deadline(detail::SchedulerImpl& s, Duration timeout) noexcept {
   if (timeout < Duration::zero()) return kNoDeadline;
   TimePoint now = s.now();
   return timeout >= kNoDeadline - now ? kNoDeadline : now + timeout;
@@ -69,7 +72,7 @@ WaitResult wait_outside(int fd, short events, Duration timeout) {
 WaitResult wait_for(int fd, std::uint8_t interest, Duration timeout) {
   detail::SchedulerImpl* s = running_scheduler();
   if (!s) return wait_outside(fd, interest == detail::kReadable ? POLLIN : POLLOUT, timeout);
-  return s->wait_fd(fd, interest, deadline_after(*s, timeout));
+  return s->wait_fd(fd, interest, wait_deadline(*s, timeout));
 }
 
 }  // namespace
@@ -97,9 +100,9 @@ void sleep_for(Duration d) {
     return;
   }
   // Like std::this_thread::sleep_for, a zero or negative duration returns
-  // at once (deadline_after() would read a negative timeout as "forever").
+  // at once (wait_deadline() would read a negative timeout as "forever").
   if (d <= Duration::zero()) return;
-  sleep_until(deadline_after(*s, d));
+  sleep_until(wait_deadline(*s, d));
 }
 
 WaitResult wait_readable(int fd, Duration timeout) {
