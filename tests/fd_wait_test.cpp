@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "coil/detail/fd_wait.hpp"
@@ -350,16 +351,15 @@ TEST_F(FdWait, ForgetFromAPostedFunctionLetsTheFdNumberBeReused) {
 TEST_F(FdWait, ClosedFdWithARememberedEdgeIsEbadf) {
   Scheduler& s = scheduler();
   s.spawn([&] {
-     int fds[2];
-     ASSERT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-     ASSERT_EQ(write(fds[1], "x", 1), 1);
-     EXPECT_EQ(wait_readable(fds[0], 1s), WaitResult::kReady);
-     close(fds[0]);
-     close(fds[1]);
+     Pipe p;
+     int r = p.r;
+     ASSERT_EQ(write(p.w, "x", 1), 1);
+     EXPECT_EQ(wait_readable(r, 1s), WaitResult::kReady);
+     close(std::exchange(p.r, -1));  // closed without forget_fd()
      errno = 0;
-     EXPECT_EQ(wait_readable(fds[0], 10ms), WaitResult::kError);
+     EXPECT_EQ(wait_readable(r, 10ms), WaitResult::kError);
      EXPECT_EQ(errno, EBADF);
-     forget_fd(fds[0]);
+     forget_fd(r);
    }).detach();
   s.run();
 }

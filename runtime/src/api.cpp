@@ -146,8 +146,6 @@ TimePoint now() noexcept {
   return s ? s->now() : SteadyClock::instance().now();
 }
 
-SchedulerImpl* current_scheduler() noexcept { return SchedulerImpl::current(); }
-
 WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline) {
   return tls_running->scheduler->wait_fd_edge(fd, interest, deadline);
 }

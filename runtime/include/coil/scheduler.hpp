@@ -87,7 +87,6 @@ void join_coroutine(Coroutine* co);  // waits until co has finished
 BodyBase* coroutine_body(Coroutine* co) noexcept;
 void release_coroutine(Coroutine* co) noexcept;  // after join: frees the stack
 void detach_coroutine(Coroutine* co) noexcept;
-SchedulerImpl* current_scheduler() noexcept;
 SchedulerImpl& current_scheduler_or_throw();
 }  // namespace detail
 
