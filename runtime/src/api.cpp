@@ -150,6 +150,10 @@ WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline) {
   return tls_running->scheduler->wait_fd_edge(fd, interest, deadline);
 }
 
+WaitResult wait_for_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline) {
+  return tls_running->scheduler->wait_any_fd(fds, n, deadline);
+}
+
 void mark_not_ready(int fd, std::uint8_t interest) noexcept {
   tls_running->scheduler->mark_not_ready(fd, interest);
 }

@@ -23,10 +23,17 @@
 namespace coil::detail {
 
 struct FdEntry {
-  bool registered = false;  // added to this scheduler's epoll
-  std::uint8_t ready = 0;   // Interest bits seen ready since last mark_not_ready()
+  std::uint32_t generation = 0;  // fd_generation() when registered
+  bool registered = false;       // added to this scheduler's epoll
+  std::uint8_t ready = 0;        // Interest bits seen ready since last mark_not_ready()
+  std::uint8_t sticky = 0;       // Interest bits ready for good: after EOF (RDHUP), HUP or an error
   std::uint32_t waiters = 0;
 };
+
+// fd_generation() is a process-wide count of fd_reopened(fd) calls (0 if
+// never). An entry registered under another generation is stale: its open
+// file was closed behind this scheduler's back.
+std::uint32_t fd_generation(int fd) noexcept;
 
 class FdTable {
  public:

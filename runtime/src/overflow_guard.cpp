@@ -1,5 +1,7 @@
 #include "overflow_guard.hpp"
 
+#include "sys.hpp"
+
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -123,7 +125,7 @@ void report_stack_overflow(const Coroutine* co) noexcept {
   append(msg, sizeof msg, &len, "\" (stack ");
   append_number(msg, sizeof msg, &len, co->stack.size());
   append(msg, sizeof msg, &len, " bytes)\n");
-  ssize_t rc = ::write(STDERR_FILENO, msg, len);
+  ssize_t rc = sys::write(STDERR_FILENO, msg, len);
   (void)rc;
   std::abort();
 }

@@ -6,12 +6,14 @@
 #include <cerrno>
 #include <system_error>
 
+#include "chunked_table.hpp"
 #include "coil/detail/park.hpp"
+#include "sys.hpp"
 
 namespace coil::detail {
 namespace {
 
-constexpr std::uint32_t kRegisterEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr std::uint32_t kRegisterEvents = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr int kMaxEvents = 512;
 
 // readiness() maps epoll events to the waits they satisfy. Errors and hangups
@@ -23,19 +25,34 @@ std::uint8_t readiness(std::uint32_t events) noexcept {
   return ready;
 }
 
+constinit ChunkedTable<std::atomic<std::uint32_t>> generations;
+
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
 }  // namespace
 
+std::uint32_t fd_generation(int fd) noexcept {
+  const std::atomic<std::uint32_t>* g = generations.find(fd);
+  return g ? g->load(std::memory_order_acquire) : 0;
+}
+
+void fd_reopened(int fd) noexcept {
+  // Only a scheduler that registered fd can hold a stale entry, and
+  // registering made the chunk: no chunk, nothing to invalidate.
+  if (std::atomic<std::uint32_t>* g = generations.find(fd)) {
+    g->fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
 Poller::Poller() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw_errno("coil: epoll_create1");
-  notify_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  notify_fd_ = sys::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (notify_fd_ < 0) {
     int err = errno;
-    ::close(epfd_);
+    sys::close(epfd_);
     errno = err;
     throw_errno("coil: eventfd");
   }
@@ -44,16 +61,16 @@ Poller::Poller() {
   ev.data.fd = notify_fd_;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, notify_fd_, &ev) != 0) {
     int err = errno;
-    ::close(notify_fd_);
-    ::close(epfd_);
+    sys::close(notify_fd_);
+    sys::close(epfd_);
     errno = err;
     throw_errno("coil: epoll_ctl(eventfd)");
   }
 }
 
 Poller::~Poller() {
-  ::close(notify_fd_);
-  ::close(epfd_);
+  sys::close(notify_fd_);
+  sys::close(epfd_);
 }
 
 FdEntry* Poller::prepare(int fd) {
@@ -62,7 +79,15 @@ FdEntry* Poller::prepare(int fd) {
     errno = EBADF;
     return nullptr;
   }
-  if (e->registered) return e;
+  // Make the generation's counter exist before reading it, so that a
+  // close on another thread from now on is seen.
+  if (!generations.get(fd)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  std::uint32_t generation = fd_generation(fd);
+  if (e->registered && e->generation == generation) return e;
+  e->registered = false;  // stale: the fd was reopened behind our back
   epoll_event ev{};
   ev.events = kRegisterEvents;
   ev.data.fd = fd;
@@ -74,6 +99,8 @@ FdEntry* Poller::prepare(int fd) {
   }
   if (rc != 0) return nullptr;
   e->registered = true;
+  e->generation = generation;
+  e->sticky = 0;
   // Unknown until the first edge: assume ready so the first I/O is tried.
   e->ready = kReadable | kWritable;
   return e;
@@ -111,6 +138,13 @@ void Poller::dispatch(const epoll_event& ev) noexcept {
   if (!e || !e->registered) return;
   std::uint8_t ready = readiness(ev.events);
   e->ready |= ready;
+  // After EOF, a hang-up or an error no new edge will come, yet every read
+  // (or write) returns at once: such readiness must outlive mark_not_ready().
+  if (ev.events & (EPOLLHUP | EPOLLERR)) {
+    e->sticky = kReadable | kWritable;
+  } else if (ev.events & EPOLLRDHUP) {
+    e->sticky |= kReadable;
+  }
   if (e->waiters) wake_waiters(ev.data.fd, ready);
 }
 
@@ -148,7 +182,7 @@ bool Poller::poll(const timespec* timeout) {
   }
   if (notified) {
     std::uint64_t count;
-    while (::read(notify_fd_, &count, sizeof count) > 0) {
+    while (sys::read(notify_fd_, &count, sizeof count) > 0) {
     }
     notified_.store(false, std::memory_order_release);
   }
@@ -169,7 +203,7 @@ void Poller::notify() noexcept {
   std::uint64_t one = 1;
   ssize_t rc;
   do {
-    rc = ::write(notify_fd_, &one, sizeof one);
+    rc = sys::write(notify_fd_, &one, sizeof one);
   } while (rc < 0 && errno == EINTR);
 }
 

@@ -10,6 +10,7 @@
 #include "overflow_guard.hpp"
 #include "sanitizer.hpp"
 #include "scheduler_impl.hpp"
+#include "sys.hpp"
 
 namespace coil::detail {
 
@@ -187,7 +188,7 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
              static_cast<short>((interest & kReadable ? POLLIN : 0) |
                                 (interest & kWritable ? POLLOUT : 0)),
              0};
-    if (::poll(&p, 1, 0) > 0) {
+    if (sys::poll(&p, 1, 0) > 0) {
       if (p.revents & POLLNVAL) {  // closed behind our back
         errno = EBADF;
         return WaitResult::kError;
@@ -200,7 +201,53 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
 }
 
 void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexcept {
-  if (FdEntry* e = poller_.fds().find(fd)) e->ready &= static_cast<std::uint8_t>(~interest);
+  // Registering first makes the mark stick: a fresh registration assumes
+  // ready, and epoll reports the current state of a newly added fd anyway.
+  if (FdEntry* e = poller_.prepare(fd))
+    e->ready &= static_cast<std::uint8_t>(~(interest & ~e->sticky));
+}
+
+WaitResult SchedulerImpl::wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline) {
+  for (std::size_t i = 0; i < n; ++i) {
+    FdEntry* e = poller_.prepare(fds[i].fd);
+    if (!e) return errno == ENOMEM ? WaitResult::kError : WaitResult::kReady;
+    if (e->ready & fds[i].interest) return WaitResult::kReady;
+  }
+  WaitNode inline_nodes[8];
+  std::unique_ptr<WaitNode[]> heap_nodes;
+  WaitNode* nodes = inline_nodes;
+  if (n > std::size(inline_nodes)) {
+    heap_nodes.reset(new (std::nothrow) WaitNode[n]);
+    if (!heap_nodes) {
+      errno = ENOMEM;
+      return WaitResult::kError;
+    }
+    nodes = heap_nodes.get();
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    nodes[i].fd = fds[i].fd;
+    nodes[i].interest = fds[i].interest;
+    nodes[i].co = running_;
+    poller_.add(nodes[i]);
+  }
+  struct Unlink {
+    Poller& poller;
+    WaitNode* nodes;
+    std::size_t n;
+    ~Unlink() {
+      for (std::size_t i = 0; i < n; ++i) poller.remove(nodes[i]);
+    }
+  } unlink{poller_, nodes, n};
+  auto woken = [&] {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!nodes[i].is_linked()) return true;
+    }
+    return false;
+  };
+  while (!woken()) {
+    if (park(deadline) == WakeReason::kTimeout && !woken()) return WaitResult::kTimeout;
+  }
+  return WaitResult::kReady;
 }
 
 void SchedulerImpl::fire_timers(TimePoint now) noexcept {

@@ -30,6 +30,7 @@
 #include "coil/scheduler.hpp"
 #include "coroutine.hpp"
 #include "poller.hpp"
+#include "running.hpp"
 #include "stack_pool.hpp"
 
 namespace coil::detail {
@@ -89,6 +90,7 @@ class SchedulerImpl {
   WaitResult wait_fd(int fd, std::uint8_t interest, TimePoint deadline);
   WaitResult wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline);
   void mark_not_ready(int fd, std::uint8_t interest) noexcept;
+  WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
   void forget_fd(int fd) noexcept { poller_.forget(fd); }
 
   // exit_current() ends the running coroutine. Never returns.
@@ -153,10 +155,5 @@ class SchedulerImpl {
   std::atomic<bool> has_posted_{false};
   std::atomic<int> keep_alive_{0};
 };
-
-// tls_running is the coroutine running on this thread (nullptr outside).
-// initial-exec: libcoil is linked or preloaded, never dlopen'd, and hooks
-// read this on every call.
-extern thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec")));
 
 }  // namespace coil::detail

@@ -4,9 +4,12 @@
 
 # COIL_BUILD_PACKAGES build libcoil and its examples.
 COIL_BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config libboost-context-dev libboost-dev
-  libcli11-dev)
+  libcli11-dev libhttp-parser-dev)
 # COIL_TEST_PACKAGES add what the tests, benchmarks and checking scripts use.
-COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang gdb)
+COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang gdb
+  strace)
+# COIL_BENCH_PACKAGES add the peers the whole-system benchmarks (tools/bench/*.sh) run against.
+COIL_BENCH_PACKAGES=("${COIL_TEST_PACKAGES[@]}" wrk nginx-light golang-go gnuplot-nox)
 
 # coil_ensure_packages PACKAGE... installs, with apt-get, those of PACKAGE that dpkg does not
 # report as installed. It runs apt-get update once, and only when something is missing, and uses

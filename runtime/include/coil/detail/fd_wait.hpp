@@ -12,6 +12,7 @@
 // first and skip the read that would only return EAGAIN.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "coil/scheduler.hpp"
@@ -25,6 +26,12 @@ enum Interest : std::uint8_t {
   kWritable = 2,
 };
 
+// FdInterest is one fd and the readiness wanted of it.
+struct FdInterest {
+  int fd;
+  std::uint8_t interest;
+};
+
 // wait_for_fd() parks the running coroutine until fd becomes ready for
 // interest or the deadline passes. It returns kReady at once if a readiness
 // edge has been seen since the last mark_not_ready(fd, interest) (initially
@@ -33,9 +40,25 @@ enum Interest : std::uint8_t {
 // Registers fd with epoll on its first use. Precondition: inside a coroutine.
 WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline);
 
+// wait_for_any_fd() parks until one of fds[0, n) has seen a readiness edge
+// for its interest since its last mark_not_ready(), or the deadline passes.
+// It is the wait behind poll() and select(): it returns kReady at once if an
+// fd is already marked ready, cannot be watched by epoll or is invalid, and
+// when an fd is forgotten while waiting (the caller's next poll(2) reports
+// the details); kError only when out of memory. Precondition: inside a
+// coroutine.
+WaitResult wait_for_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
+
 // mark_not_ready() records that a syscall on fd found it not ready for
-// interest (EAGAIN), so that the next wait_for_fd() parks. Precondition:
-// inside a coroutine.
+// interest (EAGAIN), so that the next wait_for_fd() parks. It registers fd
+// with epoll first if needed, so that the mark holds until a real edge.
+// Precondition: inside a coroutine.
 void mark_not_ready(int fd, std::uint8_t interest) noexcept;
+
+// fd_reopened() says that fd now names another open file, or none: it was
+// closed, or a new socket, pipe or file got its number. Every scheduler then
+// registers fd with its epoll afresh on its next wait, even if the close
+// happened behind its back on another thread. Thread-safe, any thread.
+void fd_reopened(int fd) noexcept;
 
 }  // namespace coil::detail

@@ -1,0 +1,154 @@
+#include "blocking_pool.hpp"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "coil/detail/park.hpp"
+#include "coil/scheduler.hpp"
+#include "config.hpp"
+#include "running.hpp"
+
+namespace coil::hook {
+
+namespace {
+
+// Job is one call handed to the pool. It lives on the waiting coroutine's
+// stack, which stays put until the job is done.
+struct Job {
+  void (*fn)(void*);
+  void* arg;
+  Scheduler* scheduler;
+  detail::Coroutine* waiter;
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+};
+
+}  // namespace
+
+struct BlockingPool::State {
+  const char* name;
+  int max_threads;
+  std::mutex mutex;
+  std::condition_variable wanted;
+  std::deque<Job*> queue;
+  int threads = 0;
+  int idle = 0;
+
+  void submit(Job* job);
+  void work();
+  static void complete(Job* job);
+};
+
+void BlockingPool::State::submit(Job* job) {
+  std::unique_lock lock(mutex);
+  queue.push_back(job);
+  if (idle > 0 || threads >= max_threads) {
+    wanted.notify_one();
+    return;
+  }
+  ++threads;
+  lock.unlock();
+  try {
+    std::thread([this] { work(); }).detach();
+  } catch (const std::system_error&) {
+    lock.lock();
+    if (--threads == 0) {
+      // No thread at all: run the call here rather than never.
+      queue.pop_back();
+      lock.unlock();
+      job->fn(job->arg);
+      job->done = true;
+    }
+  }
+}
+
+void BlockingPool::State::work() {
+  std::unique_lock lock(mutex);
+  for (;;) {
+    ++idle;
+    wanted.wait(lock, [this] { return !queue.empty(); });
+    --idle;
+    Job* job = queue.front();
+    queue.pop_front();
+    lock.unlock();
+    job->fn(job->arg);
+    complete(job);
+    lock.lock();
+  }
+}
+
+void BlockingPool::State::complete(Job* job) {
+  std::lock_guard lock(job->mutex);
+  job->done = true;
+  detail::Coroutine* waiter = job->waiter;
+  // Posted, the wake runs on the scheduler's thread; if the scheduler is
+  // being destroyed instead, it never runs and the waiter below unwinds.
+  job->scheduler->post([waiter] { detail::wake(waiter); });
+  job->finished.notify_all();
+}
+
+void BlockingPool::run_erased(void (*fn)(void*), void* arg) {
+  Scheduler* scheduler = detail::tls_running ? Scheduler::current() : nullptr;
+  if (!scheduler) {
+    fn(arg);
+    return;
+  }
+  Job job{fn, arg, scheduler, detail::current_coroutine()};
+  Scheduler::KeepAlive keep(*scheduler);  // run() waits for the wake-up
+  state_->submit(&job);
+  try {
+    for (;;) {
+      {
+        std::lock_guard lock(job.mutex);
+        if (job.done) return;
+      }
+      detail::park();
+    }
+  } catch (...) {
+    // The scheduler is unwinding this coroutine: its stack, which the call
+    // may be writing to, must outlive the call.
+    std::unique_lock lock(job.mutex);
+    job.finished.wait(lock, [&] { return job.done; });
+    throw;
+  }
+}
+
+namespace {
+
+BlockingPool::State* make_state(const char* name, int threads) {
+  auto* s = new BlockingPool::State;  // never freed: detached threads use it
+  s->name = name;
+  s->max_threads = threads;
+  return s;
+}
+
+}  // namespace
+
+BlockingPool& BlockingPool::resolver() noexcept {
+  static BlockingPool pool(make_state("resolver", config().resolver_threads));
+  return pool;
+}
+
+BlockingPool& BlockingPool::files() noexcept {
+  static BlockingPool pool(make_state("files", config().file_threads));
+  return pool;
+}
+
+void BlockingPool::reset_after_fork() noexcept {
+  // The parent's threads do not exist in the child: start from none. The
+  // old state (its mutex may have been held at fork) is abandoned.
+  BlockingPool& r = BlockingPool::resolver();
+  BlockingPool& f = BlockingPool::files();
+  r.~BlockingPool();
+  new (&r) BlockingPool(make_state("resolver", config().resolver_threads));
+  f.~BlockingPool();
+  new (&f) BlockingPool(make_state("files", config().file_threads));
+}
+
+}  // namespace coil::hook

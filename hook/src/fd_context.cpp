@@ -1,0 +1,186 @@
+#include "fd_context.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+#include <new>
+
+#include "coil/detail/fd_wait.hpp"
+#include "coil/scheduler.hpp"
+#include "real.hpp"
+
+namespace coil::hook {
+namespace {
+
+constinit detail::ChunkedTable<FdContext> contexts;
+
+constexpr std::uint32_t kUserNonblockBit = 1u << 8;
+constexpr std::uint32_t kSysNonblockBit = 1u << 9;
+
+// kind_of() classifies an open fd by its inode type.
+FdKind kind_of(int fd, const struct stat& st) noexcept {
+  switch (st.st_mode & S_IFMT) {
+    case S_IFSOCK: {
+      int type = 0;
+      socklen_t len = sizeof type;
+      if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM) {
+        return FdKind::kStream;
+      }
+      return FdKind::kMessage;
+    }
+    case S_IFIFO:
+      // The stdio pipes are usually shared with other processes (a shell
+      // pipeline): changing their O_NONBLOCK would change it for them too.
+      return fd <= STDERR_FILENO ? FdKind::kBorrowed : FdKind::kPipe;
+    case S_IFREG:
+    case S_IFBLK:
+    case S_IFDIR:
+      return FdKind::kFile;
+    case S_IFCHR:
+      return FdKind::kBorrowed;
+    default:
+      return FdKind::kPollable;  // anonymous inodes: eventfd, timerfd, epoll...
+  }
+}
+
+// classify() fills in fd's state on its first use in a coroutine.
+FdState classify(int fd) noexcept {
+  int saved = errno;
+  FdState s;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    errno = saved;
+    s.kind = FdKind::kNone;
+    return s;
+  }
+  s.kind = kind_of(fd, st);
+  int flags = real::fcntl(fd, F_GETFL);
+  if (flags < 0) flags = 0;
+  s.user_nonblock = (flags & O_NONBLOCK) != 0;
+  bool may_own = s.kind == FdKind::kStream || s.kind == FdKind::kMessage ||
+                 s.kind == FdKind::kPipe || s.kind == FdKind::kPollable;
+  if (s.user_nonblock) {
+    s.sys_nonblock = may_own;
+  } else if (may_own && real::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) {
+    s.sys_nonblock = true;
+  }
+  errno = saved;
+  return s;
+}
+
+}  // namespace
+
+std::uint32_t FileState::pack(FdState s) noexcept {
+  return static_cast<std::uint32_t>(s.kind) | (s.user_nonblock ? kUserNonblockBit : 0) |
+         (s.sys_nonblock ? kSysNonblockBit : 0);
+}
+
+FdState FileState::unpack(std::uint32_t bits) noexcept {
+  FdState s;
+  s.kind = static_cast<FdKind>(bits & 0xff);
+  s.user_nonblock = (bits & kUserNonblockBit) != 0;
+  s.sys_nonblock = (bits & kSysNonblockBit) != 0;
+  return s;
+}
+
+void FileState::set_user_nonblock(bool on) noexcept {
+  std::uint32_t bits = bits_.load(std::memory_order_relaxed);
+  std::uint32_t next;
+  do {
+    next = on ? bits | kUserNonblockBit : bits & ~kUserNonblockBit;
+  } while (!bits_.compare_exchange_weak(bits, next, std::memory_order_acq_rel));
+}
+
+namespace {
+
+// The recycling list of released FileStates. A mutex: states are made and
+// released once per fd lifetime, not per call.
+std::mutex free_mutex;
+FileState* free_list = nullptr;
+
+}  // namespace
+
+FileState* FileState::make(FdState s) noexcept {
+  FileState* f = nullptr;
+  {
+    std::lock_guard lock(free_mutex);
+    if (free_list) {
+      f = free_list;
+      free_list = f->next_free_;
+    }
+  }
+  if (!f) f = new (std::nothrow) FileState;
+  if (!f) return nullptr;
+  f->set_state(s);
+  f->recv_ns_.store(0, std::memory_order_relaxed);
+  f->send_ns_.store(0, std::memory_order_relaxed);
+  f->refs_.store(1, std::memory_order_release);
+  return f;
+}
+
+void FileState::release() noexcept {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::lock_guard lock(free_mutex);
+  next_free_ = free_list;
+  free_list = this;
+}
+
+FileState* FdContext::file_or_make() noexcept {
+  if (FileState* f = file()) return f;
+  FileState* fresh = FileState::make(FdState{});
+  if (!fresh) return nullptr;
+  FileState* expected = nullptr;
+  if (file_.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) return fresh;
+  fresh->release();  // another thread attached one first
+  return expected;
+}
+
+void FdContext::attach(FileState* f) noexcept {
+  if (FileState* old = file_.exchange(f, std::memory_order_acq_rel)) old->release();
+}
+
+FdContext* find_context(int fd) noexcept { return contexts.find(fd); }
+
+FdContext* context_slot(int fd) noexcept { return contexts.get(fd); }
+
+FdContext* context_for_use(int fd) noexcept {
+  FdContext* c = contexts.get(fd);
+  if (c && c->state().kind == FdKind::kUnknown) {
+    // Timeouts set before the first use stay: keep the FileState.
+    if (FileState* f = c->file_or_make()) f->set_state(classify(fd));
+  }
+  return c;
+}
+
+void note_new_fd(int fd, FdState state) noexcept {
+  detail::fd_reopened(fd);
+  if (FdContext* c = contexts.get(fd)) c->attach(FileState::make(state));
+}
+
+void note_dup_fd(int from, int to) noexcept {
+  detail::fd_reopened(to);
+  FdContext* src = contexts.find(from);
+  FileState* f = src ? src->file() : nullptr;
+  if (f) f->retain();
+  if (FdContext* dst = f ? contexts.get(to) : contexts.find(to)) {
+    dst->attach(f);
+  } else if (f) {
+    f->release();
+  }
+}
+
+void note_unknown_fd(int fd) noexcept {
+  detail::fd_reopened(fd);
+  if (FdContext* c = contexts.find(fd)) c->attach(nullptr);
+}
+
+void note_closed_fd(int fd) noexcept {
+  coil::forget_fd(fd);
+  note_unknown_fd(fd);
+}
+
+}  // namespace coil::hook

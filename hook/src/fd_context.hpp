@@ -1,0 +1,144 @@
+// FdContext: what the hook layer knows about each fd, process-wide.
+//
+// Why beside the scheduler's FdTable: that table is per scheduler and holds
+// readiness; this one is per process, because an fd's nature (socket, pipe,
+// file), the O_NONBLOCK its user asked for and its SO_RCVTIMEO/SO_SNDTIMEO
+// belong to the fd whichever thread uses it. Entries are atomics in a
+// lock-free ChunkedTable: any thread may read them, hooks run before static
+// initialisation, and a lookup is two loads.
+//
+// The central distinction is between the O_NONBLOCK the user set
+// (user_nonblock: the hooks then pass EAGAIN through, as the kernel would)
+// and the O_NONBLOCK coil set in the kernel to emulate blocking calls on
+// epoll (sys_nonblock). A blocking call is emulated exactly when
+// sys_nonblock && !user_nonblock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "chunked_table.hpp"
+
+namespace coil::hook {
+
+// FdKind is what an fd refers to, as far as waiting on it goes.
+enum class FdKind : std::uint8_t {
+  kUnknown,   // not looked at yet
+  kStream,    // stream socket: a short read means the receive queue is empty
+  kMessage,   // datagram, seqpacket or raw socket: every read is one message
+  kPipe,      // pipe or FIFO: a short read means the pipe is empty
+  kPollable,  // eventfd, timerfd, signalfd, epoll, inotify...: pollable, message-like
+  kFile,      // regular file or block device: never EAGAIN, may block on disk
+  kBorrowed,  // terminal, other char device, or a stdio pipe: left blocking (it is shared
+              // with other processes), waited for with epoll and poll(2)
+  kNone,      // not an open fd (fstat failed): calls pass straight to the kernel
+};
+
+// FdState is one consistent snapshot of an fd's kind and flags.
+struct FdState {
+  FdKind kind = FdKind::kUnknown;
+  bool user_nonblock = false;  // the user asked for O_NONBLOCK
+  bool sys_nonblock = false;   // coil set O_NONBLOCK in the kernel
+
+  // emulates_blocking() is true when a call that meets EAGAIN must wait.
+  bool emulates_blocking() const noexcept { return sys_nonblock && !user_nonblock; }
+  // drains_on_short_read() is true when a short read proves the fd empty.
+  bool drains_on_short_read() const noexcept {
+    return kind == FdKind::kStream || kind == FdKind::kPipe;
+  }
+};
+
+// FileState is what coil knows of one open file description: the kernel
+// object that dup(), dup2() and F_DUPFD share between fds. O_NONBLOCK and a
+// socket's timeouts belong to it, not to an fd: set O_NONBLOCK through one
+// dup and the others are non-blocking too.
+class FileState {
+ public:
+  FdState state() const noexcept { return unpack(bits_.load(std::memory_order_acquire)); }
+  void set_state(FdState s) noexcept { bits_.store(pack(s), std::memory_order_release); }
+  void set_user_nonblock(bool on) noexcept;
+
+  // Timeouts in nanoseconds; 0 means none (wait forever).
+  std::int64_t recv_timeout() const noexcept { return recv_ns_.load(std::memory_order_relaxed); }
+  std::int64_t send_timeout() const noexcept { return send_ns_.load(std::memory_order_relaxed); }
+  void set_recv_timeout(std::int64_t ns) noexcept { recv_ns_.store(ns, std::memory_order_relaxed); }
+  void set_send_timeout(std::int64_t ns) noexcept { send_ns_.store(ns, std::memory_order_relaxed); }
+
+  // make() returns a new FileState with one reference; retain() and
+  // release() count the fds that share it. Released states are recycled,
+  // never freed, so a racing reader of a just-closed fd reads stale values
+  // rather than freed memory.
+  static FileState* make(FdState s) noexcept;
+  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept;
+
+ private:
+  static std::uint32_t pack(FdState s) noexcept;
+  static FdState unpack(std::uint32_t bits) noexcept;
+
+  std::atomic<std::uint32_t> bits_{0};
+  std::atomic<std::int64_t> recv_ns_{0};
+  std::atomic<std::int64_t> send_ns_{0};
+  std::atomic<int> refs_{0};
+  FileState* next_free_ = nullptr;
+};
+
+// FdContext is one fd's slot: the FileState it refers to, if known.
+class FdContext {
+ public:
+  // file() is the fd's FileState, or nullptr if nothing is known.
+  FileState* file() const noexcept { return file_.load(std::memory_order_acquire); }
+  // file_or_make() returns file(), first making an unclassified one.
+  FileState* file_or_make() noexcept;
+
+  FdState state() const noexcept {
+    FileState* f = file();
+    return f ? f->state() : FdState{};
+  }
+  std::int64_t recv_timeout() const noexcept {
+    FileState* f = file();
+    return f ? f->recv_timeout() : 0;
+  }
+  std::int64_t send_timeout() const noexcept {
+    FileState* f = file();
+    return f ? f->send_timeout() : 0;
+  }
+
+  // attach() makes the fd refer to f (taking over one reference of f) and
+  // drops what it referred to before; attach(nullptr) forgets the fd.
+  void attach(FileState* f) noexcept;
+
+ private:
+  std::atomic<FileState*> file_{nullptr};
+};
+
+// find_context() returns fd's context, or nullptr if none was ever made.
+FdContext* find_context(int fd) noexcept;
+
+// context_slot() returns fd's context, making it (unclassified) if needed;
+// nullptr for an fd out of the table's range.
+FdContext* context_slot(int fd) noexcept;
+
+// context_for_use() returns fd's context for a call inside a coroutine,
+// classifying fd on first use (fstat, F_GETFL, and setting O_NONBLOCK on
+// sockets, pipes and pollable fds it may own). nullptr for an fd out of the
+// table's range. A classified kNone entry means "not an open fd".
+FdContext* context_for_use(int fd) noexcept;
+
+// note_new_fd() records a fd the hooks just created (socket, accept, pipe,
+// eventfd...) and tells the runtime its number was reused.
+void note_new_fd(int fd, FdState state) noexcept;
+
+// note_dup_fd() makes `to` share `from`'s FileState (dup, dup2, F_DUPFD).
+void note_dup_fd(int from, int to) noexcept;
+
+// note_unknown_fd() forgets what was known of fd: it was made by a call coil
+// does not watch (open, or any call outside coroutines), so it is classified
+// again on first use in a coroutine.
+void note_unknown_fd(int fd) noexcept;
+
+// note_closed_fd() forgets fd before it is closed (or replaced by dup2):
+// waiters on this thread's scheduler get EBADF and it leaves epoll.
+void note_closed_fd(int fd) noexcept;
+
+}  // namespace coil::hook

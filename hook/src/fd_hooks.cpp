@@ -1,0 +1,200 @@
+// Hooked fd management: close, fcntl, ioctl(FIONBIO), dup/dup2/dup3, pipe,
+// pipe2, eventfd and open. They keep FdContext true to the kernel: who set
+// O_NONBLOCK, which fds share an open file, which numbers were reused.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdarg>
+
+#include "io.hpp"
+#include "real.hpp"
+
+namespace coil::hook {
+namespace {
+
+// user_flags() hides the O_NONBLOCK coil set from F_GETFL.
+int user_flags(int fd, int flags) noexcept {
+  FdContext* c = find_context(fd);
+  if (flags >= 0 && c) {
+    FdState s = c->state();
+    if (s.sys_nonblock && !s.user_nonblock) flags &= ~O_NONBLOCK;
+  }
+  return flags;
+}
+
+// set_flags() is F_SETFL: the user's O_NONBLOCK is remembered, and coil's
+// stays set in the kernel.
+int set_flags(int fd, int flags) noexcept {
+  FdContext* c = in_coroutine() ? context_for_use(fd) : find_context(fd);
+  FileState* f = c ? c->file() : nullptr;
+  bool own = f && f->state().sys_nonblock;
+  int rc = real::fcntl(fd, F_SETFL, own ? flags | O_NONBLOCK : flags);
+  if (rc == 0 && f) f->set_user_nonblock((flags & O_NONBLOCK) != 0);
+  return rc;
+}
+
+int set_fionbio(int fd, int* on) noexcept {
+  FdContext* c = in_coroutine() ? context_for_use(fd) : find_context(fd);
+  FileState* f = c ? c->file() : nullptr;
+  int rc = real::ioctl(fd, FIONBIO, on);
+  if (rc != 0 || !f) return rc;
+  bool user = *on != 0;
+  f->set_user_nonblock(user);
+  if (!user && f->state().sys_nonblock) {
+    int keep = 1;
+    real::ioctl(fd, FIONBIO, &keep);
+  }
+  return rc;
+}
+
+FdState own_pipe(int flags) noexcept {
+  return FdState{FdKind::kPipe, (flags & O_NONBLOCK) != 0, true};
+}
+
+bool takes_mode(int flags) noexcept {
+  return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
+}
+
+}  // namespace
+}  // namespace coil::hook
+
+using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
+
+COIL_HOOK int close(int fd) {
+  // Waiters on this thread get EBADF and the fd leaves epoll before the
+  // number can be reused.
+  note_closed_fd(fd);
+  return real::close(fd);
+}
+
+COIL_HOOK int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  switch (cmd) {
+    case F_GETFL:
+      return user_flags(fd, real::fcntl(fd, F_GETFL));
+    case F_SETFL:
+      return set_flags(fd, static_cast<int>(reinterpret_cast<std::intptr_t>(arg)));
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      int to = real::fcntl(fd, cmd, arg);
+      if (to >= 0) note_dup_fd(fd, to);
+      return to;
+    }
+    default:
+      return real::fcntl(fd, cmd, arg);
+  }
+}
+
+COIL_HOOK int ioctl(int fd, unsigned long request, ...) noexcept {
+  va_list ap;
+  va_start(ap, request);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (request == FIONBIO) return set_fionbio(fd, static_cast<int*>(arg));
+  return real::ioctl(fd, request, arg);
+}
+
+COIL_HOOK int dup(int fd) noexcept {
+  int to = real::dup(fd);
+  if (to >= 0) note_dup_fd(fd, to);
+  return to;
+}
+
+COIL_HOOK int dup2(int fd, int to) noexcept {
+  if (fd == to) return real::dup2(fd, to);
+  note_closed_fd(to);  // dup2 closes `to` first
+  int rc = real::dup2(fd, to);
+  if (rc >= 0) note_dup_fd(fd, rc);
+  return rc;
+}
+
+COIL_HOOK int dup3(int fd, int to, int flags) noexcept {
+  if (fd != to) note_closed_fd(to);
+  int rc = real::dup3(fd, to, flags);
+  if (rc >= 0) note_dup_fd(fd, rc);
+  return rc;
+}
+
+COIL_HOOK int pipe2(int fds[2], int flags) noexcept {
+  bool own = in_coroutine();
+  int rc = real::pipe2(fds, own ? flags | O_NONBLOCK : flags);
+  if (rc != 0) return rc;
+  for (int i = 0; i < 2; ++i) own ? note_new_fd(fds[i], own_pipe(flags)) : note_unknown_fd(fds[i]);
+  return rc;
+}
+
+COIL_HOOK int pipe(int fds[2]) noexcept { return pipe2(fds, 0); }
+
+COIL_HOOK int eventfd(unsigned int initval, int flags) noexcept {
+  if (!in_coroutine()) {
+    int fd = real::eventfd(initval, flags);
+    if (fd >= 0) note_unknown_fd(fd);
+    return fd;
+  }
+  int fd = real::eventfd(initval, flags | EFD_NONBLOCK);
+  if (fd >= 0) note_new_fd(fd, FdState{FdKind::kPollable, (flags & EFD_NONBLOCK) != 0, true});
+  return fd;
+}
+
+// open is hooked only to forget what coil knew of a reused fd number.
+COIL_HOOK int open(const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (takes_mode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  int fd = real::open(path, flags, mode);
+  if (fd >= 0) note_unknown_fd(fd);
+  return fd;
+}
+
+COIL_HOOK int openat(int dir, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (takes_mode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  int fd = real::openat(dir, path, flags, mode);
+  if (fd >= 0) note_unknown_fd(fd);
+  return fd;
+}
+
+// Large-file names: the same functions on x86-64.
+COIL_HOOK int open64(const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (takes_mode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  return open(path, flags, mode);
+}
+
+COIL_HOOK int openat64(int dir, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (takes_mode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  return openat(dir, path, flags, mode);
+}
+
+COIL_HOOK int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return fcntl(fd, cmd, arg);
+}

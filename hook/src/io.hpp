@@ -1,0 +1,107 @@
+// The one mechanism behind every hooked I/O call: try the call; when it
+// meets EAGAIN on an fd whose blocking coil emulates, wait for readiness
+// (parking the coroutine on epoll, or in poll(2) on a plain thread) with the
+// fd's SO_RCVTIMEO/SO_SNDTIMEO as the deadline, then try again. Each hook is
+// a few lines over io() (Photon's doio and Go's internal/poll are the model).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "coil/detail/fd_wait.hpp"
+#include "fd_context.hpp"
+#include "running.hpp"
+
+namespace coil::hook {
+
+// in_coroutine() is the one branch every hook takes first.
+inline bool in_coroutine() noexcept { return detail::tls_running != nullptr; }
+
+// Dir says which readiness a call needs and which timeout applies to it.
+enum class Dir : std::uint8_t {
+  kIn,   // readable; SO_RCVTIMEO
+  kOut,  // writable; SO_SNDTIMEO
+};
+
+// Deadline turns a timeout into a deadline the first time one is needed, so
+// the clock is read only when a call actually waits.
+class Deadline {
+ public:
+  explicit Deadline(std::int64_t timeout_ns) noexcept : timeout_ns_(timeout_ns) {}
+  static Deadline of(const FdContext* c, Dir dir) noexcept {
+    if (!c) return Deadline(0);
+    return Deadline(dir == Dir::kIn ? c->recv_timeout() : c->send_timeout());
+  }
+  bool none() const noexcept { return timeout_ns_ <= 0; }
+  TimePoint at() noexcept;
+  // remaining_ms() is for poll(2): -1 for none, else the ms left, rounded up.
+  int remaining_ms() noexcept;
+
+ private:
+  std::int64_t timeout_ns_;
+  TimePoint at_{};
+  bool fixed_ = false;
+};
+
+// wait_ready() waits for fd to become ready for dir. It returns false with
+// errno set when the deadline passes (EAGAIN) or the fd is closed (EBADF).
+// It may throw the scheduler's forced-unwind exception (see park()).
+bool wait_ready(int fd, Dir dir, Deadline& deadline);
+
+// interest() maps a direction to the runtime's interest bits.
+inline std::uint8_t interest(Dir dir) noexcept {
+  return dir == Dir::kIn ? detail::kReadable : detail::kWritable;
+}
+
+// retry_outside() is the slow path of a call made outside coroutines that
+// met EAGAIN: on an fd coil made non-blocking behind the user's back it
+// waits in poll(2) and retries, as the blocking call would have; otherwise
+// EAGAIN is the kernel's true answer.
+template <class Call>
+ssize_t retry_outside(int fd, Dir dir, Call&& call) {
+  FdContext* c = find_context(fd);
+  if (!c || !c->state().emulates_blocking()) {
+    errno = EAGAIN;
+    return -1;
+  }
+  Deadline deadline = Deadline::of(c, dir);
+  for (;;) {
+    if (!wait_ready(fd, dir, deadline)) return -1;
+    ssize_t n = call();
+    if (n >= 0 || errno != EAGAIN) return n;
+  }
+}
+
+// io() runs call() with blocking semantics on fd in direction dir. Inside a
+// coroutine on an emulated-blocking fd, a remembered "not ready" skips the
+// syscall that would only return EAGAIN; on EAGAIN it marks the fd not ready
+// and parks until the next edge. Elsewhere it is the plain call.
+template <class Call>
+ssize_t io(int fd, Dir dir, Deadline& deadline, FdState s, Call&& call) {
+  if (!s.emulates_blocking()) return call();
+  for (;;) {
+    if (!wait_ready(fd, dir, deadline)) return -1;
+    ssize_t n = call();
+    if (n >= 0 || errno != EAGAIN) return n;
+    detail::mark_not_ready(fd, interest(dir));
+  }
+}
+
+// blocking_io() is io() for one call that needs no per-kind handling: the
+// outside fast path is the plain call and one branch.
+template <class Call>
+ssize_t blocking_io(int fd, Dir dir, Call&& call) {
+  if (!in_coroutine()) {
+    ssize_t n = call();
+    if (n >= 0 || errno != EAGAIN) return n;
+    return retry_outside(fd, dir, call);
+  }
+  FdContext* c = context_for_use(fd);
+  if (!c) return call();
+  Deadline deadline = Deadline::of(c, dir);
+  return io(fd, dir, deadline, c->state(), call);
+}
+
+}  // namespace coil::hook

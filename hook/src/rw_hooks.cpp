@@ -1,0 +1,217 @@
+// Hooked data calls: read, write and their vector, positional, socket and
+// fortified (_FORTIFY_SOURCE) forms, and sendfile. Each is input() or
+// output() over the real call; regular files go to file_io.
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "file_io.hpp"
+#include "iov_cursor.hpp"
+#include "real.hpp"
+#include "transfer.hpp"
+
+extern "C" [[noreturn]] void __chk_fail(void);
+
+namespace coil::hook {
+namespace {
+
+// in_file() is true for a regular file used inside a coroutine.
+bool in_file(int fd) noexcept {
+  if (!in_coroutine()) return false;
+  FdContext* c = context_for_use(fd);
+  return c && c->state().kind == FdKind::kFile;
+}
+
+std::size_t total_of(const iovec* iov, int count) noexcept {
+  std::size_t sum = 0;
+  for (int i = 0; i < count; ++i) sum += iov[i].iov_len;
+  return sum;
+}
+
+// The rest of a blocking write to a stream socket after a partial one goes
+// out with MSG_NOSIGNAL: the blocking call raises no SIGPIPE once it has
+// written something (it returns the count); the user's next write will.
+bool is_socket(int fd) noexcept {
+  FdContext* c = find_context(fd);
+  return c && c->state().kind == FdKind::kStream;
+}
+
+ssize_t write_rest(int fd, const char* p, std::size_t n) {
+  return is_socket(fd) ? real::send(fd, p, n, MSG_NOSIGNAL) : real::write(fd, p, n);
+}
+
+ssize_t writev_rest(int fd, const IovCursor& rest) {
+  if (!is_socket(fd)) return real::writev(fd, rest.data(), rest.count());
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(rest.data());
+  m.msg_iovlen = static_cast<std::size_t>(rest.count());
+  return real::sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
+// Advancer keeps an IovCursor in step with output()'s `done` count.
+struct Advancer {
+  IovCursor cursor;
+  std::size_t at = 0;
+  const IovCursor& to(std::size_t done) {
+    if (done > at) cursor.advance(done - at);
+    at = done;
+    return cursor;
+  }
+};
+
+ssize_t recv_impl(int fd, void* buf, std::size_t n, int flags, sockaddr* addr, socklen_t* len) {
+  if (flags & MSG_DONTWAIT) return real::recvfrom(fd, buf, n, flags, addr, len);
+  bool peek = (flags & MSG_PEEK) != 0;
+  if (!(flags & MSG_WAITALL) || peek) {
+    return input(fd, n, peek, [=] { return real::recvfrom(fd, buf, n, flags, addr, len); });
+  }
+  // MSG_WAITALL on a non-blocking socket returns what is there: go on
+  // until all of it, the end of the stream, or an error.
+  std::size_t done = 0;
+  char* p = static_cast<char*>(buf);
+  for (;;) {
+    ssize_t got = input(fd, n - done, false,
+                        [=] { return real::recvfrom(fd, p + done, n - done, flags, addr, len); });
+    if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+    done += static_cast<std::size_t>(got);
+    if (got == 0 || done >= n) return static_cast<ssize_t>(done);
+  }
+}
+
+ssize_t send_impl(int fd, const void* buf, std::size_t n, int flags, const sockaddr* addr,
+                  socklen_t len) {
+  if (flags & MSG_DONTWAIT) return real::sendto(fd, buf, n, flags, addr, len);
+  const char* p = static_cast<const char*>(buf);
+  return output(fd, n, [=](std::size_t done) {
+    return real::sendto(fd, p + done, n - done, done ? flags | MSG_NOSIGNAL : flags, addr, len);
+  });
+}
+
+}  // namespace
+}  // namespace coil::hook
+
+using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
+
+COIL_HOOK ssize_t read(int fd, void* buf, size_t n) {
+  if (in_file(fd)) {
+    iovec v{buf, n};
+    return file_read(fd, &v, 1, kCurrentOffset);
+  }
+  return input(fd, n, false, [=] { return real::read(fd, buf, n); });
+}
+
+COIL_HOOK ssize_t readv(int fd, const iovec* iov, int count) {
+  if (in_file(fd)) return file_read(fd, iov, count, kCurrentOffset);
+  return input(fd, total_of(iov, count), false, [=] { return real::readv(fd, iov, count); });
+}
+
+COIL_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t offset) {
+  if (in_file(fd)) {
+    iovec v{buf, n};
+    return offset < 0 ? real::pread(fd, buf, n, offset) : file_read(fd, &v, 1, offset);
+  }
+  return real::pread(fd, buf, n, offset);
+}
+
+COIL_HOOK ssize_t write(int fd, const void* buf, size_t n) {
+  if (in_file(fd)) {
+    iovec v{const_cast<void*>(buf), n};
+    return file_write(fd, &v, 1, kCurrentOffset);
+  }
+  const char* p = static_cast<const char*>(buf);
+  return output(fd, n, [=](std::size_t done) {
+    return done ? write_rest(fd, p + done, n - done) : real::write(fd, buf, n);
+  });
+}
+
+COIL_HOOK ssize_t writev(int fd, const iovec* iov, int count) {
+  if (in_file(fd)) return file_write(fd, iov, count, kCurrentOffset);
+  Advancer rest{IovCursor(iov, count)};
+  return output(fd, total_of(iov, count), [&](std::size_t done) {
+    return done ? writev_rest(fd, rest.to(done)) : real::writev(fd, iov, count);
+  });
+}
+
+COIL_HOOK ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset) {
+  if (in_file(fd) && offset >= 0) {
+    iovec v{const_cast<void*>(buf), n};
+    return file_write(fd, &v, 1, offset);
+  }
+  return real::pwrite(fd, buf, n, offset);
+}
+
+COIL_HOOK ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  return recv_impl(fd, buf, n, flags, nullptr, nullptr);
+}
+
+COIL_HOOK ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
+  return recv_impl(fd, buf, n, flags, addr, len);
+}
+
+COIL_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  if (flags & MSG_DONTWAIT) return real::recvmsg(fd, msg, flags);
+  std::size_t want = total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
+  return input(fd, want, (flags & MSG_PEEK) != 0, [=] { return real::recvmsg(fd, msg, flags); });
+}
+
+COIL_HOOK ssize_t send(int fd, const void* buf, size_t n, int flags) {
+  return send_impl(fd, buf, n, flags, nullptr, 0);
+}
+
+COIL_HOOK ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr,
+                         socklen_t len) {
+  return send_impl(fd, buf, n, flags, addr, len);
+}
+
+COIL_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  if (flags & MSG_DONTWAIT) return real::sendmsg(fd, msg, flags);
+  Advancer rest{IovCursor(msg->msg_iov, static_cast<int>(msg->msg_iovlen))};
+  return output(fd, total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
+                [&](std::size_t done) {
+                  if (!done) return real::sendmsg(fd, msg, flags);
+                  // The rest carries no ancillary data: that went with the first part.
+                  msghdr m = *msg;
+                  const IovCursor& r = rest.to(done);
+                  m.msg_iov = const_cast<iovec*>(r.data());
+                  m.msg_iovlen = static_cast<std::size_t>(r.count());
+                  m.msg_control = nullptr;
+                  m.msg_controllen = 0;
+                  return real::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+                });
+}
+
+COIL_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t n) {
+  return output(out, n,
+                [=](std::size_t done) { return real::sendfile(out, in, offset, n - done); });
+}
+
+// Fortified forms, which glibc's headers substitute under _FORTIFY_SOURCE
+// and which would otherwise reach libc's internal read without a hook.
+COIL_HOOK ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return read(fd, buf, n);
+}
+
+COIL_HOOK ssize_t __pread_chk(int fd, void* buf, size_t n, off_t offset, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return pread(fd, buf, n, offset);
+}
+
+COIL_HOOK ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+  if (n > buflen) __chk_fail();
+  return recv(fd, buf, n, flags);
+}
+
+COIL_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
+                                 sockaddr* addr, socklen_t* len) {
+  if (n > buflen) __chk_fail();
+  return recvfrom(fd, buf, n, flags, addr, len);
+}
+
+// Large-file aliases: the same functions on x86-64, exported under both names.
+COIL_HOOK ssize_t pread64(int, void*, size_t, off_t) __attribute__((alias("pread")));
+COIL_HOOK ssize_t pwrite64(int, const void*, size_t, off_t) __attribute__((alias("pwrite")));
+COIL_HOOK ssize_t sendfile64(int, int, off_t*, size_t) __attribute__((alias("sendfile")));
+COIL_HOOK ssize_t __pread64_chk(int, void*, size_t, off_t, size_t)
+    __attribute__((alias("__pread_chk")));

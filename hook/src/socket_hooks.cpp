@@ -1,0 +1,167 @@
+// Hooked socket set-up calls: socket, socketpair, accept, accept4, connect
+// and setsockopt's timeouts. Sockets made in coroutines are non-blocking in
+// the kernel from birth (SOCK_NONBLOCK, no extra fcntl); the user's own
+// SOCK_NONBLOCK is remembered apart.
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+#include "coil/scheduler.hpp"
+#include "io.hpp"
+#include "real.hpp"
+
+namespace coil::hook {
+namespace {
+
+FdKind kind_of_type(int type) noexcept {
+  return (type & 0xf) == SOCK_STREAM ? FdKind::kStream : FdKind::kMessage;
+}
+
+FdState own_socket(int type) noexcept {
+  return FdState{kind_of_type(type), (type & SOCK_NONBLOCK) != 0, true};
+}
+
+// finish_connect() waits for a non-blocking connect in progress, as the
+// blocking connect would: the result is SO_ERROR; on SO_SNDTIMEO the
+// kernel's blocking connect fails with EINPROGRESS, and so does this.
+int finish_connect(int fd, FdContext* c) {
+  Deadline deadline = Deadline::of(c, Dir::kOut);
+  if (in_coroutine()) detail::mark_not_ready(fd, detail::kWritable);
+  if (!wait_ready(fd, Dir::kOut, deadline)) {
+    if (errno == EAGAIN) errno = EINPROGRESS;
+    return -1;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+// retry_unix_connect() covers the one case where a non-blocking connect
+// says EAGAIN: a unix socket whose listener's backlog is full. The blocking
+// connect waits for room, which no readiness event announces, so retry
+// with a growing pause until SO_SNDTIMEO (then EAGAIN, as the kernel says).
+int retry_unix_connect(int fd, FdContext* c, const sockaddr* addr, socklen_t len) {
+  Deadline deadline = Deadline::of(c, Dir::kOut);
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    if (!deadline.none() && deadline.remaining_ms() == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    coil::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(64));
+    if (real::connect(fd, addr, len) == 0) return 0;
+    if (errno == EINPROGRESS) return finish_connect(fd, c);
+    if (errno != EAGAIN) return -1;
+  }
+}
+
+int accept_impl(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  if (!in_coroutine()) {
+    int s = static_cast<int>(blocking_io(
+        fd, Dir::kIn, [=] { return static_cast<ssize_t>(real::accept4(fd, addr, len, flags)); }));
+    if (s >= 0) note_unknown_fd(s);
+    return s;
+  }
+  FdContext* c = context_for_use(fd);
+  FdState listener = c ? c->state() : FdState{};
+  Deadline deadline = Deadline::of(c, Dir::kIn);
+  int s = static_cast<int>(io(fd, Dir::kIn, deadline, listener, [=] {
+    return static_cast<ssize_t>(real::accept4(fd, addr, len, flags | SOCK_NONBLOCK));
+  }));
+  if (s < 0) return s;
+  FdKind kind = listener.kind == FdKind::kMessage ? FdKind::kMessage : FdKind::kStream;
+  note_new_fd(s, FdState{kind, (flags & SOCK_NONBLOCK) != 0, true});
+  // Like the kernel's accepted socket, the new fd inherits the listener's
+  // timeouts.
+  FdContext* n = c ? find_context(s) : nullptr;
+  if (FileState* f = n ? n->file() : nullptr) {
+    f->set_recv_timeout(c->recv_timeout());
+    f->set_send_timeout(c->send_timeout());
+  }
+  return s;
+}
+
+std::int64_t timeout_ns(const void* value, socklen_t len) noexcept {
+  // SO_RCVTIMEO_OLD's timeval and SO_RCVTIMEO_NEW's __kernel_sock_timeval
+  // are both two 64-bit fields on x86-64.
+  if (!value || len < static_cast<socklen_t>(2 * sizeof(std::int64_t))) return 0;
+  const auto* tv = static_cast<const std::int64_t*>(value);
+  if (tv[0] < 0) return 1;  // the kernel treats a negative time as "do not wait"
+  return tv[0] * 1000000000 + tv[1] * 1000;
+}
+
+}  // namespace
+}  // namespace coil::hook
+
+using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
+
+COIL_HOOK int socket(int domain, int type, int protocol) noexcept {
+  if (!in_coroutine()) {
+    int fd = real::socket(domain, type, protocol);
+    if (fd >= 0) note_unknown_fd(fd);
+    return fd;
+  }
+  int fd = real::socket(domain, type | SOCK_NONBLOCK, protocol);
+  if (fd >= 0) note_new_fd(fd, own_socket(type));
+  return fd;
+}
+
+COIL_HOOK int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+  if (!in_coroutine()) {
+    int rc = real::socketpair(domain, type, protocol, fds);
+    if (rc == 0) {
+      note_unknown_fd(fds[0]);
+      note_unknown_fd(fds[1]);
+    }
+    return rc;
+  }
+  int rc = real::socketpair(domain, type | SOCK_NONBLOCK, protocol, fds);
+  if (rc == 0) {
+    note_new_fd(fds[0], own_socket(type));
+    note_new_fd(fds[1], own_socket(type));
+  }
+  return rc;
+}
+
+COIL_HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
+  return accept_impl(fd, addr, len, 0);
+}
+
+COIL_HOOK int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  return accept_impl(fd, addr, len, flags);
+}
+
+COIL_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
+  // In a coroutine the socket must be non-blocking before the call.
+  FdContext* c = in_coroutine() ? context_for_use(fd) : nullptr;
+  int rc = real::connect(fd, addr, len);
+  if (rc == 0 || (errno != EINPROGRESS && errno != EAGAIN)) return rc;
+  if (!c) c = find_context(fd);
+  if (!c || !c->state().emulates_blocking()) return rc;
+  if (errno == EAGAIN) return retry_unix_connect(fd, c, addr, len);
+  return finish_connect(fd, c);
+}
+
+COIL_HOOK int setsockopt(int fd, int level, int name, const void* value, socklen_t len) noexcept {
+  int rc = real::setsockopt(fd, level, name, value, len);
+  if (rc != 0 || level != SOL_SOCKET) return rc;
+  bool recv = name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW;
+  bool send = name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW;
+  if (!recv && !send) return rc;
+  // The kernel keeps the value too (getsockopt reports it); coil applies it.
+  FdContext* c = context_slot(fd);
+  if (FileState* f = c ? c->file_or_make() : nullptr) {
+    std::int64_t ns = timeout_ns(value, len);
+    recv ? f->set_recv_timeout(ns) : f->set_send_timeout(ns);
+  }
+  return rc;
+}

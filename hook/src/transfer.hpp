@@ -1,0 +1,95 @@
+// The read side and write side of the hooked data calls, over io().
+//
+// input(): one read-like call. On a stream socket or pipe a short read
+// proves the fd empty, so it is marked not ready and the next read parks at
+// once instead of making a syscall that would only return EAGAIN.
+//
+// output(): one write-like call. On a stream socket or pipe it goes on until
+// everything is written, as the blocking call does, unless an error or the
+// SO_SNDTIMEO deadline stops it (then it returns the count written so far,
+// or -1 if none). Datagram and message fds get exactly one call.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+
+#include "coil/detail/fd_wait.hpp"
+#include "io.hpp"
+
+namespace coil::hook {
+
+// borrowed_input() waits for a borrowed (left blocking) fd to be readable,
+// asking poll(2) since its edges cannot be trusted after a partial read,
+// then makes the blocking call, which returns at once.
+template <class Call>
+ssize_t borrowed_input(int fd, Deadline& deadline, Call&& call);
+
+// wait_borrowed() is borrowed_input()'s wait: false with errno on timeout.
+bool wait_borrowed(int fd, Deadline& deadline);
+
+template <class Call>
+ssize_t borrowed_input(int fd, Deadline& deadline, Call&& call) {
+  if (!wait_borrowed(fd, deadline)) return -1;
+  return call();
+}
+
+// input() is a read-like call of up to `want` bytes. A `peek` never marks
+// the fd drained: the data it saw is still there.
+template <class Call>
+ssize_t input(int fd, std::size_t want, bool peek, Call&& call) {
+  if (!in_coroutine()) {
+    ssize_t n = call();
+    if (n >= 0 || errno != EAGAIN) return n;
+    return retry_outside(fd, Dir::kIn, call);
+  }
+  FdContext* c = context_for_use(fd);
+  if (!c) return call();
+  FdState s = c->state();
+  Deadline deadline = Deadline::of(c, Dir::kIn);
+  if (s.kind == FdKind::kBorrowed && !s.user_nonblock) return borrowed_input(fd, deadline, call);
+  // Reading nothing from a stream returns at once, ready or not.
+  if (want == 0 && s.drains_on_short_read()) return call();
+  ssize_t n = io(fd, Dir::kIn, deadline, s, call);
+  if (n > 0 && static_cast<std::size_t>(n) < want && !peek && s.emulates_blocking() &&
+      s.drains_on_short_read()) {
+    detail::mark_not_ready(fd, detail::kReadable);
+  }
+  return n;
+}
+
+// output() is a write-like call of `total` bytes; call(done) writes what is
+// left after the first `done` bytes.
+template <class Call>
+ssize_t output(int fd, std::size_t total, Call&& call) {
+  FdContext* c;
+  std::size_t done = 0;
+  if (!in_coroutine()) {
+    ssize_t n = call(done);
+    if (n < 0 && errno != EAGAIN) return n;
+    if (n >= 0 && static_cast<std::size_t>(n) == total) return n;
+    c = find_context(fd);
+    if (!c || !c->state().emulates_blocking() || (n >= 0 && !c->state().drains_on_short_read())) {
+      if (n < 0) errno = EAGAIN;
+      return n;
+    }
+    if (n > 0) done = static_cast<std::size_t>(n);
+  } else {
+    c = context_for_use(fd);
+    // Writing nothing returns at once, ready or not.
+    if (!c || !c->state().emulates_blocking() || total == 0) return call(done);
+  }
+  FdState s = c->state();
+  Deadline deadline = Deadline::of(c, Dir::kOut);
+  for (;;) {
+    ssize_t n = io(fd, Dir::kOut, deadline, s, [&] { return call(done); });
+    if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+    done += static_cast<std::size_t>(n);
+    // n == 0: nothing more to send (sendfile at the end of its input).
+    if (done >= total || n == 0 || !s.drains_on_short_read()) return static_cast<ssize_t>(done);
+    // A short write: the send buffer is full until the next edge.
+    if (in_coroutine()) detail::mark_not_ready(fd, detail::kWritable);
+  }
+}
+
+}  // namespace coil::hook
