@@ -8,6 +8,7 @@
 
 #include <cstdarg>
 
+#include "coil/scheduler.hpp"
 #include "io.hpp"
 #include "real.hpp"
 
@@ -107,14 +108,17 @@ COIL_HOOK int dup(int fd) noexcept {
 
 COIL_HOOK int dup2(int fd, int to) noexcept {
   if (fd == to) return real::dup2(fd, to);
-  note_closed_fd(to);  // dup2 closes `to` first
+  // dup2 closes `to` first: its waiters get EBADF and it leaves epoll while
+  // the old file is still there to remove. What `to` was stays known until
+  // the call succeeds: a failing dup2 closes nothing.
+  coil::forget_fd(to);
   int rc = real::dup2(fd, to);
   if (rc >= 0) note_dup_fd(fd, rc);
   return rc;
 }
 
 COIL_HOOK int dup3(int fd, int to, int flags) noexcept {
-  if (fd != to) note_closed_fd(to);
+  if (fd != to) coil::forget_fd(to);
   int rc = real::dup3(fd, to, flags);
   if (rc >= 0) note_dup_fd(fd, rc);
   return rc;

@@ -60,8 +60,26 @@ struct Advancer {
   }
 };
 
+// recv_nothing() is a recv of 0 bytes from a stream socket: the kernel
+// waits for data or SO_RCVTIMEO, and when the time is up TCP returns 0
+// where a unix socket says EAGAIN.
+ssize_t recv_nothing(int fd, int flags) {
+  char none;
+  ssize_t n = input(fd, 0, true, [=, &none] { return real::recv(fd, &none, 0, flags); });
+  if (n >= 0 || errno != EAGAIN) return n;
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+      (domain == AF_INET || domain == AF_INET6)) {
+    return 0;
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
 ssize_t recv_impl(int fd, void* buf, std::size_t n, int flags, sockaddr* addr, socklen_t* len) {
   if (flags & MSG_DONTWAIT) return real::recvfrom(fd, buf, n, flags, addr, len);
+  if (n == 0 && is_socket(fd)) return recv_nothing(fd, flags);
   bool peek = (flags & MSG_PEEK) != 0;
   if (!(flags & MSG_WAITALL) || peek) {
     return input(fd, n, peek, [=] { return real::recvfrom(fd, buf, n, flags, addr, len); });
@@ -93,7 +111,10 @@ ssize_t send_impl(int fd, const void* buf, std::size_t n, int flags, const socka
 
 using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
 
+// A read of nothing returns 0 at once from sockets and pipes alike (unlike
+// recv, which waits), so it needs no hook.
 COIL_HOOK ssize_t read(int fd, void* buf, size_t n) {
+  if (n == 0) return real::read(fd, buf, n);
   if (in_file(fd)) {
     iovec v{buf, n};
     return file_read(fd, &v, 1, kCurrentOffset);
@@ -102,8 +123,10 @@ COIL_HOOK ssize_t read(int fd, void* buf, size_t n) {
 }
 
 COIL_HOOK ssize_t readv(int fd, const iovec* iov, int count) {
+  std::size_t want = total_of(iov, count);
+  if (want == 0) return real::readv(fd, iov, count);
   if (in_file(fd)) return file_read(fd, iov, count, kCurrentOffset);
-  return input(fd, total_of(iov, count), false, [=] { return real::readv(fd, iov, count); });
+  return input(fd, want, false, [=] { return real::readv(fd, iov, count); });
 }
 
 COIL_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t offset) {

@@ -48,8 +48,6 @@ ssize_t input(int fd, std::size_t want, bool peek, Call&& call) {
   FdState s = c->state();
   Deadline deadline = Deadline::of(c, Dir::kIn);
   if (s.kind == FdKind::kBorrowed && !s.user_nonblock) return borrowed_input(fd, deadline, call);
-  // Reading nothing from a stream returns at once, ready or not.
-  if (want == 0 && s.drains_on_short_read()) return call();
   ssize_t n = io(fd, Dir::kIn, deadline, s, call);
   if (n > 0 && static_cast<std::size_t>(n) < want && !peek && s.emulates_blocking() &&
       s.drains_on_short_read()) {
