@@ -238,3 +238,13 @@ COIL_HOOK ssize_t pwrite64(int, const void*, size_t, off_t) __attribute__((alias
 COIL_HOOK ssize_t sendfile64(int, int, off_t*, size_t) __attribute__((alias("sendfile")));
 COIL_HOOK ssize_t __pread64_chk(int, void*, size_t, off_t, size_t)
     __attribute__((alias("__pread_chk")));
+
+COIL_HOOK int fsync(int fd) {
+  if (in_file(fd)) return file_sync(fd, false);
+  return real::fsync(fd);
+}
+
+COIL_HOOK int fdatasync(int fd) {
+  if (in_file(fd)) return file_sync(fd, true);
+  return real::fdatasync(fd);
+}
