@@ -23,7 +23,14 @@ constexpr std::uint32_t kSysNonblockBit = 1u << 9;
 
 // kind_of() classifies an open fd by its inode type.
 FdKind kind_of(int fd, const struct stat& st) noexcept {
-  switch (st.st_mode & S_IFMT) {
+  mode_t format = st.st_mode & S_IFMT;
+  // The stdio fds are usually shared with other processes (a shell
+  // pipeline, a terminal, a supervisor's socket): changing their O_NONBLOCK
+  // would change it for those processes too, so they are borrowed.
+  if (fd <= STDERR_FILENO && format != S_IFREG && format != S_IFBLK && format != S_IFDIR) {
+    return FdKind::kBorrowed;
+  }
+  switch (format) {
     case S_IFSOCK: {
       int type = 0;
       socklen_t len = sizeof type;
@@ -33,9 +40,7 @@ FdKind kind_of(int fd, const struct stat& st) noexcept {
       return FdKind::kMessage;
     }
     case S_IFIFO:
-      // The stdio pipes are usually shared with other processes (a shell
-      // pipeline): changing their O_NONBLOCK would change it for them too.
-      return fd <= STDERR_FILENO ? FdKind::kBorrowed : FdKind::kPipe;
+      return FdKind::kPipe;
     case S_IFREG:
     case S_IFBLK:
     case S_IFDIR:
