@@ -22,12 +22,16 @@
 
 namespace coil::detail {
 
+struct WaitNode;
+
 struct FdEntry {
   std::uint32_t generation = 0;  // fd_generation() when registered
   bool registered = false;       // added to this scheduler's epoll
   std::uint8_t ready = 0;        // Interest bits seen ready since last mark_not_ready()
   std::uint8_t sticky = 0;       // Interest bits ready for good: after EOF (RDHUP), HUP or an error
-  std::uint32_t waiters = 0;
+  std::uint32_t waiters = 0;     // in the WaitTree
+  WaitNode* reader = nullptr;    // the one reader parked here, if any
+  WaitNode* writer = nullptr;    // the one writer parked here, if any
 };
 
 // fd_generation() is a process-wide count of fd_reopened(fd) calls (0 if

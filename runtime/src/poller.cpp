@@ -79,13 +79,17 @@ FdEntry* Poller::prepare(int fd) {
     errno = EBADF;
     return nullptr;
   }
+  const std::atomic<std::uint32_t>* counter = generations.find(fd);
+  if (e->registered && counter && e->generation == counter->load(std::memory_order_acquire)) {
+    return e;
+  }
   // Make the generation's counter exist before reading it, so that a
   // close on another thread from now on is seen.
-  if (!generations.get(fd)) {
+  if (!counter && !(counter = generations.get(fd))) {
     errno = ENOMEM;
     return nullptr;
   }
-  std::uint32_t generation = fd_generation(fd);
+  std::uint32_t generation = counter->load(std::memory_order_acquire);
   if (e->registered && e->generation == generation) return e;
   e->registered = false;  // stale: the fd was reopened behind our back
   epoll_event ev{};
@@ -107,27 +111,64 @@ FdEntry* Poller::prepare(int fd) {
 }
 
 void Poller::add(WaitNode& node) noexcept {
+  FdEntry* e = fds_.find(node.fd);
+  if (e) {
+    WaitNode** slot = node.interest == kReadable   ? &e->reader
+                      : node.interest == kWritable ? &e->writer
+                                                   : nullptr;
+    if (slot && !*slot) {
+      *slot = &node;
+      node.in_slot = true;
+      ++slotted_;
+      return;
+    }
+    ++e->waiters;
+  }
   tree_.insert(node);
-  if (FdEntry* e = fds_.find(node.fd)) ++e->waiters;
 }
 
 void Poller::remove(WaitNode& node) noexcept {
+  FdEntry* e;
+  if (node.in_slot) {
+    if ((e = fds_.find(node.fd))) {
+      if (e->reader == &node) e->reader = nullptr;
+      if (e->writer == &node) e->writer = nullptr;
+    }
+    node.in_slot = false;
+    --slotted_;
+    return;
+  }
   if (!node.is_linked()) return;
   tree_.erase(tree_.iterator_to(node));
-  if (FdEntry* e = fds_.find(node.fd)) --e->waiters;
+  if ((e = fds_.find(node.fd))) --e->waiters;
 }
 
-void Poller::wake_waiters(int fd, std::uint8_t ready) noexcept {
+void Poller::wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept {
+  WaitNode* node = slot;
+  slot = nullptr;
+  node->in_slot = false;
+  --slotted_;
+  node->revents = hit;
+  wake(node->co);
+}
+
+void Poller::wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept {
+  bool gone = ready == WaitNode::kGone;
+  if (e.reader && (gone || (ready & kReadable)))
+    wake_slot(e.reader, gone ? ready : std::uint8_t{kReadable});
+  if (e.writer && (gone || (ready & kWritable)))
+    wake_slot(e.writer, gone ? ready : std::uint8_t{kWritable});
+  if (e.waiters == 0) return;
   auto [it, end] = tree_.equal_range(fd);
   while (it != end) {
     WaitNode& node = *it;
-    std::uint8_t hit = ready == WaitNode::kGone ? WaitNode::kGone : (node.interest & ready);
+    std::uint8_t hit = gone ? ready : (node.interest & ready);
     if (!hit) {
       ++it;
       continue;
     }
     it = tree_.erase(it);
-    if (FdEntry* e = fds_.find(fd)) --e->waiters;
+    --e.waiters;
     node.revents = hit;
     wake(node.co);
   }
@@ -145,7 +186,7 @@ void Poller::dispatch(const epoll_event& ev) noexcept {
   } else if (ev.events & EPOLLRDHUP) {
     e->sticky |= kReadable;
   }
-  if (e->waiters) wake_waiters(ev.data.fd, ready);
+  if (e->reader || e->writer || e->waiters) wake_waiters(*e, ev.data.fd, ready);
 }
 
 int Poller::wait(epoll_event* events, int max, const timespec* timeout) {
@@ -195,7 +236,7 @@ void Poller::forget(int fd) noexcept {
   ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
   e->registered = false;
   e->ready = 0;
-  if (e->waiters) wake_waiters(fd, WaitNode::kGone);
+  if (e->reader || e->writer || e->waiters) wake_waiters(*e, fd, WaitNode::kGone);
 }
 
 void Poller::notify() noexcept {

@@ -167,8 +167,8 @@ WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint 
     WaitNode& node;
     ~Unlink() { poller.remove(node); }
   } unlink{poller_, node};
-  while (node.is_linked()) {
-    if (park(deadline) == WakeReason::kTimeout && node.is_linked()) return WaitResult::kTimeout;
+  while (node.linked()) {
+    if (park(deadline) == WakeReason::kTimeout && node.linked()) return WaitResult::kTimeout;
   }
   if (node.revents & WaitNode::kGone) {
     errno = EBADF;
@@ -240,7 +240,7 @@ WaitResult SchedulerImpl::wait_any_fd(const FdInterest* fds, std::size_t n, Time
   } unlink{poller_, nodes, n};
   auto woken = [&] {
     for (std::size_t i = 0; i < n; ++i) {
-      if (!nodes[i].is_linked()) return true;
+      if (!nodes[i].linked()) return true;
     }
     return false;
   };
