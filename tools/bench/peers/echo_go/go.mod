@@ -1,0 +1,3 @@
+module coil/echo_go
+
+go 1.19
