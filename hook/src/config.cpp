@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "blocking_pool.hpp"
+#include "fd_context.hpp"
 
 namespace coil::hook {
 namespace {
@@ -48,7 +49,10 @@ __attribute__((constructor)) void load() {
   read_file_io(&settings.file_io);
   read_threads("COIL_FILE_THREADS", &settings.file_threads);
   read_threads("COIL_RESOLVER_THREADS", &settings.resolver_threads);
-  ::pthread_atfork(nullptr, nullptr, [] { BlockingPool::reset_after_fork(); });
+  ::pthread_atfork(nullptr, nullptr, [] {
+    FileState::unlock_after_fork();
+    BlockingPool::reset_after_fork();
+  });
 }
 
 }  // namespace

@@ -134,6 +134,8 @@ void FileState::release() noexcept {
   free_list = this;
 }
 
+void FileState::unlock_after_fork() noexcept { new (&free_mutex) std::mutex; }
+
 FileState* FdContext::file_or_make() noexcept {
   if (FileState* f = file()) return f;
   FileState* fresh = FileState::make(FdState{});

@@ -71,6 +71,9 @@ class FileState {
   static FileState* make(FdState s) noexcept;
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept;
+  // unlock_after_fork() frees the recycling list's lock in a fork()ed
+  // child, where the thread that may have held it does not exist.
+  static void unlock_after_fork() noexcept;
 
  private:
   static std::uint32_t pack(FdState s) noexcept;
