@@ -115,18 +115,20 @@ using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
 // recv, which waits), so it needs no hook.
 COIL_HOOK ssize_t read(int fd, void* buf, size_t n) {
   if (n == 0) return real::read(fd, buf, n);
-  if (in_file(fd)) {
-    iovec v{buf, n};
-    return file_read(fd, &v, 1, kCurrentOffset);
-  }
-  return input(fd, n, false, [=] { return real::read(fd, buf, n); });
+  return input(
+      fd, n, false, [=] { return real::read(fd, buf, n); },
+      [=] {
+        iovec v{buf, n};
+        return file_read(fd, &v, 1, kCurrentOffset);
+      });
 }
 
 COIL_HOOK ssize_t readv(int fd, const iovec* iov, int count) {
   std::size_t want = total_of(iov, count);
   if (want == 0) return real::readv(fd, iov, count);
-  if (in_file(fd)) return file_read(fd, iov, count, kCurrentOffset);
-  return input(fd, want, false, [=] { return real::readv(fd, iov, count); });
+  return input(
+      fd, want, false, [=] { return real::readv(fd, iov, count); },
+      [=] { return file_read(fd, iov, count, kCurrentOffset); });
 }
 
 COIL_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t offset) {
@@ -138,22 +140,26 @@ COIL_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t offset) {
 }
 
 COIL_HOOK ssize_t write(int fd, const void* buf, size_t n) {
-  if (in_file(fd)) {
-    iovec v{const_cast<void*>(buf), n};
-    return file_write(fd, &v, 1, kCurrentOffset);
-  }
   const char* p = static_cast<const char*>(buf);
-  return output(fd, n, [=](std::size_t done) {
-    return done ? write_rest(fd, p + done, n - done) : real::write(fd, buf, n);
-  });
+  return output(
+      fd, n,
+      [=](std::size_t done) {
+        return done ? write_rest(fd, p + done, n - done) : real::write(fd, buf, n);
+      },
+      [=] {
+        iovec v{const_cast<void*>(buf), n};
+        return file_write(fd, &v, 1, kCurrentOffset);
+      });
 }
 
 COIL_HOOK ssize_t writev(int fd, const iovec* iov, int count) {
-  if (in_file(fd)) return file_write(fd, iov, count, kCurrentOffset);
   Advancer rest{IovCursor(iov, count)};
-  return output(fd, total_of(iov, count), [&](std::size_t done) {
-    return done ? writev_rest(fd, rest.to(done)) : real::writev(fd, iov, count);
-  });
+  return output(
+      fd, total_of(iov, count),
+      [&](std::size_t done) {
+        return done ? writev_rest(fd, rest.to(done)) : real::writev(fd, iov, count);
+      },
+      [=] { return file_write(fd, iov, count, kCurrentOffset); });
 }
 
 COIL_HOOK ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset) {

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <type_traits>
 
 #include "coil/detail/fd_wait.hpp"
 #include "io.hpp"
@@ -34,10 +35,14 @@ ssize_t borrowed_input(int fd, Deadline& deadline, Call&& call) {
   return call();
 }
 
+// NoFile says a call has no regular-file form (recv on a file fails anyway).
+struct NoFile {};
+
 // input() is a read-like call of up to `want` bytes. A `peek` never marks
-// the fd drained: the data it saw is still there.
-template <class Call>
-ssize_t input(int fd, std::size_t want, bool peek, Call&& call) {
+// the fd drained: the data it saw is still there. On a regular file in a
+// coroutine it runs file() instead.
+template <class Call, class File = NoFile>
+ssize_t input(int fd, std::size_t want, bool peek, Call&& call, File&& file = NoFile{}) {
   if (!in_coroutine()) {
     ssize_t n = call();
     if (n >= 0 || errno != EAGAIN) return n;
@@ -46,6 +51,9 @@ ssize_t input(int fd, std::size_t want, bool peek, Call&& call) {
   FdContext* c = context_for_use(fd);
   if (!c) return call();
   FdState s = c->state();
+  if constexpr (!std::is_same_v<std::decay_t<File>, NoFile>) {
+    if (s.kind == FdKind::kFile) return file();
+  }
   Deadline deadline = Deadline::of(c, Dir::kIn);
   if (s.kind == FdKind::kBorrowed && !s.user_nonblock) return borrowed_input(fd, deadline, call);
   ssize_t n = io(fd, Dir::kIn, deadline, s, call);
@@ -57,9 +65,10 @@ ssize_t input(int fd, std::size_t want, bool peek, Call&& call) {
 }
 
 // output() is a write-like call of `total` bytes; call(done) writes what is
-// left after the first `done` bytes.
-template <class Call>
-ssize_t output(int fd, std::size_t total, Call&& call) {
+// left after the first `done` bytes. On a regular file in a coroutine it
+// runs file() instead.
+template <class Call, class File = NoFile>
+ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
   FdContext* c;
   std::size_t done = 0;
   if (!in_coroutine()) {
@@ -74,6 +83,9 @@ ssize_t output(int fd, std::size_t total, Call&& call) {
     if (n > 0) done = static_cast<std::size_t>(n);
   } else {
     c = context_for_use(fd);
+    if constexpr (!std::is_same_v<std::decay_t<File>, NoFile>) {
+      if (c && c->state().kind == FdKind::kFile) return file();
+    }
     // Writing nothing returns at once, ready or not.
     if (!c || !c->state().emulates_blocking() || total == 0) return call(done);
   }
