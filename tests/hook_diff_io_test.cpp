@@ -21,7 +21,7 @@ namespace {
 // other end of fd's socket pair; it is drained afterwards.
 void expect_nonblocking(Ctx& c, int fd, int peer) {
   Stopwatch sw;
-  char buf[16];
+  char buf[16] = {};
   c.ret("read on empty", read(fd, buf, sizeof buf));
   c.ret("recv on empty", recv(fd, buf, sizeof buf, 0));
   iovec iov{buf, sizeof buf};
@@ -51,7 +51,7 @@ void expect_blocking(Ctx& c, int fd, int peer) {
   });
   long t0 = c.ticks();
   Stopwatch sw;
-  char buf[16];
+  char buf[16] = {};
   ssize_t n = c.ret("blocking read", read(fd, buf, sizeof buf));
   c.within("the read waited for the writer", sw.elapsed(), 50ms, 10s);
   c.expect_yielded(t0, "a blocking read");
@@ -68,7 +68,7 @@ TEST(HookDiffIo, PipeDataThenEof) {
     getfl(c, "F_GETFL write end", p[1]);
     c.ret("F_GETFD", fcntl(p[0], F_GETFD));
     c.ret("write", write(p[1], "hello", 5));
-    char buf[16];
+    char buf[16] = {};
     ssize_t n = c.ret("read", read(p[0], buf, sizeof buf));
     c.bytes("read got", buf, n);
     c.ret("read of 0 bytes on an empty pipe", read(p[0], buf, 0));
@@ -114,7 +114,7 @@ TEST(HookDiffIo, Pipe2NonblockAndCloexecFlags) {
     getfl(c, "F_GETFL read end", p[0]);
     getfl(c, "F_GETFL write end", p[1]);
     c.ret("F_GETFD", fcntl(p[1], F_GETFD));
-    char buf[128];
+    char buf[128] = {};
     c.ret("read on empty", read(p[0], buf, sizeof buf));
     std::vector<char> big = pattern(200000);
     c.ret("write of 200000 bytes", write(p[1], big.data(), big.size()));
@@ -221,7 +221,7 @@ TEST(HookDiffIo, DupSharesTheFileDescriptionAndSurvivesClose) {
   expect_same([](Ctx& c) {
     auto [a, b] = unix_pair(c, SOCK_STREAM);
     int d = c.fd("dup", dup(a));
-    char buf[16];
+    char buf[16] = {};
     c.ret("write via the dup", write(d, "one", 3));
     c.bytes("peer read", buf, read(b, buf, sizeof buf));
     c.ret("close the original", close(a));
@@ -259,7 +259,7 @@ TEST(HookDiffIo, Dup2AndDup3) {
     int r = dup2(a, p[0]);  // replaces an open pipe end silently
     c.check("dup2 onto an open fd returns that fd", r == p[0]);
     c.ret("write via the dup2 copy", write(p[0], "dup2", 4));
-    char buf[16];
+    char buf[16] = {};
     c.bytes("peer read", buf, read(b, buf, sizeof buf));
     c.check("dup2 of an fd onto itself returns it", dup2(a, a) == a);
     c.ret("dup2 of a closed fd", dup2(p[1] + 1000, p[0]));
@@ -387,7 +387,7 @@ TEST(HookDiffIo, EbadfAndEnotsockOnClosedAndWrongFds) {
     c.ret("write before close", write(a, "x", 1));
     c.ret("close", close(a));
     c.ret("close again", close(a));
-    char buf[8];
+    char buf[8] = {};
     iovec iov{buf, sizeof buf};
     msghdr msg{};
     msg.msg_iov = &iov;

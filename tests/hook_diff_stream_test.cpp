@@ -38,7 +38,7 @@ auto reader(int fd, std::size_t want, std::string& got, std::size_t chunk, Durat
 
 // Each way of receiving, applied to a blocking stream socket.
 void expect_every_receive_blocks(Ctx& c, int fd, int peer) {
-  char buf[32];
+  char buf[32] = {};
   iovec iov{buf, sizeof buf};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -76,7 +76,7 @@ TEST(HookDiffStream, TcpDataEofAndBlockingReceives) {
     expect_every_receive_blocks(c, t.server, t.client);
     expect_every_receive_blocks(c, t.client, t.server);
     c.ret("send", send(t.client, "hello", 5, 0));
-    char buf[16];
+    char buf[16] = {};
     c.bytes("recv", buf, recv(t.server, buf, sizeof buf, 0));
     c.ret("shutdown SHUT_WR", shutdown(t.client, SHUT_WR));
     c.ret("recv at EOF", recv(t.server, buf, sizeof buf, 0));
@@ -94,7 +94,7 @@ TEST(HookDiffStream, UnixStreamBlockingReceives) {
     auto [a, b] = unix_pair(c, SOCK_STREAM);
     expect_every_receive_blocks(c, a, b);
     c.ret("close b", close(b));
-    char buf[8];
+    char buf[8] = {};
     c.ret("read at EOF", read(a, buf, sizeof buf));
     c.ret("close a", close(a));
   });
@@ -223,7 +223,7 @@ TEST(HookDiffStream, ZeroLengthCallsDoNotWait) {
     auto [a, b] = unix_pair(c, SOCK_STREAM);
     // A safety net: if the kernel did wait, it would say EAGAIN after 300 ms.
     for (int fd : {t.server, a}) set_timeout(c, fd, SO_RCVTIMEO, 300ms);
-    char buf[4];
+    char buf[4] = {};
     for (int fd : {t.server, a}) {
       const char* kind = fd == a ? " (unix)" : " (tcp)";
       c.timed(std::string("read of 0 bytes") + kind, kAtOnceLo, kAtOnceHi,
@@ -288,7 +288,7 @@ TEST(HookDiffStream, SendfileToASocket) {
 TEST(HookDiffStream, ShutdownReadWriteAndUnconnected) {
   expect_same([](Ctx& c) {
     TcpConn t = tcp_conn(c);
-    char buf[8];
+    char buf[8] = {};
     c.ret("shutdown SHUT_RD", shutdown(t.server, SHUT_RD));
     c.timed("recv after SHUT_RD", kAtOnceLo, kAtOnceHi,
             [&] { return recv(t.server, buf, sizeof buf, 0); });
