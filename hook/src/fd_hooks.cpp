@@ -145,28 +145,27 @@ COIL_HOOK int eventfd(unsigned int initval, int flags) noexcept {
   return fd;
 }
 
+// COIL_OPEN_MODE declares `mode`: open's optional argument after `flags`,
+// passed only with O_CREAT or O_TMPFILE. (va_start must be in the hook.)
+#define COIL_OPEN_MODE(flags)  \
+  mode_t mode = 0;             \
+  if (takes_mode(flags)) {     \
+    va_list ap;                \
+    va_start(ap, flags);       \
+    mode = va_arg(ap, mode_t); \
+    va_end(ap);                \
+  }
+
 // open is hooked only to forget what coil knew of a reused fd number.
 COIL_HOOK int open(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (takes_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  COIL_OPEN_MODE(flags)
   int fd = real::open(path, flags, mode);
   if (fd >= 0) note_unknown_fd(fd);
   return fd;
 }
 
 COIL_HOOK int openat(int dir, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (takes_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  COIL_OPEN_MODE(flags)
   int fd = real::openat(dir, path, flags, mode);
   if (fd >= 0) note_unknown_fd(fd);
   return fd;
@@ -174,24 +173,12 @@ COIL_HOOK int openat(int dir, const char* path, int flags, ...) {
 
 // Large-file names: the same functions on x86-64.
 COIL_HOOK int open64(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (takes_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  COIL_OPEN_MODE(flags)
   return open(path, flags, mode);
 }
 
 COIL_HOOK int openat64(int dir, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (takes_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  COIL_OPEN_MODE(flags)
   return openat(dir, path, flags, mode);
 }
 
