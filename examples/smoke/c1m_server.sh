@@ -5,24 +5,9 @@
 # while it keeps serving.
 # Usage: bash c1m_server.sh BIN_DIR
 set -euo pipefail
-if [[ -z ${SMOKE_TIMED:-} ]]; then  # bound the whole test in time
-  SMOKE_TIMED=1 exec timeout -k 5 100 bash "$0" "$@"
-fi
-bin=${1:?usage: c1m_server.sh BIN_DIR}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$work"/*.out "$work"/*.err; do [[ -s $f ]] && { echo "--- $f" && cat "$f"; } >&2; done
-  exit 1
-}
+# shellcheck source=examples/smoke/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+smoke_begin "$0" "$@"
 
 # start_server NAME SOFT HARD ARGS...: runs c1m_server on 4 random ports with `ulimit -S -n SOFT`
 # and then `ulimit -H -n HARD` (retrying if a port is taken); sets server_pid and base.

@@ -3,24 +3,9 @@
 # out of file descriptors says so once, does not spin, keeps serving and recovers.
 # Usage: bash echo_server.sh BIN_DIR
 set -euo pipefail
-if [[ -z ${SMOKE_TIMED:-} ]]; then  # bound the whole test in time
-  SMOKE_TIMED=1 exec timeout -k 5 100 bash "$0" "$@"
-fi
-bin=${1:?usage: echo_server.sh BIN_DIR}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$work"/*.err; do [[ -s $f ]] && { echo "--- $f" && cat "$f"; } >&2; done
-  exit 1
-}
+# shellcheck source=examples/smoke/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+smoke_begin "$0" "$@"
 
 # start_server NAME COMMAND...: runs COMMAND in the background; sets server_pid and port.
 start_server() {

@@ -4,25 +4,9 @@
 # stops answering (SIGSTOP) is declared dead by the client, which exits 1.
 # Usage: bash heartbeat.sh BIN_DIR
 set -euo pipefail
-if [[ -z ${SMOKE_TIMED:-} ]]; then  # bound the whole test in time
-  SMOKE_TIMED=1 exec timeout -k 5 100 bash "$0" "$@"
-fi
-bin=${1:?usage: heartbeat.sh BIN_DIR}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$work"/*.out "$work"/*.err; do [[ -s $f ]] && { echo "--- $f" && cat "$f"; } >&2; done
-  exit 1
-}
+# shellcheck source=examples/smoke/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+smoke_begin "$0" "$@"
 
 # await FILE PATTERN: waits at most 10 s for a line matching the extended regex in FILE.
 await() {

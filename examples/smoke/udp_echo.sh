@@ -3,24 +3,9 @@
 # server gone, the client's receive timeouts count every datagram lost and it exits 1 promptly.
 # Usage: bash udp_echo.sh BIN_DIR
 set -euo pipefail
-if [[ -z ${SMOKE_TIMED:-} ]]; then  # bound the whole test in time
-  SMOKE_TIMED=1 exec timeout -k 5 100 bash "$0" "$@"
-fi
-bin=${1:?usage: udp_echo.sh BIN_DIR}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$work"/*.out "$work"/*.err; do [[ -s $f ]] && { echo "--- $f" && cat "$f"; } >&2; done
-  exit 1
-}
+# shellcheck source=examples/smoke/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+smoke_begin "$0" "$@"
 
 for bad in "--bogus" "--client --port 0" "--client --port 1 --count 0" "--timeout-ms x"; do
   rc=0

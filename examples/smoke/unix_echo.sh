@@ -4,25 +4,10 @@
 # connections and removes its socket file. A client with no server fails.
 # Usage: bash unix_echo.sh BIN_DIR
 set -euo pipefail
-if [[ -z ${SMOKE_TIMED:-} ]]; then  # bound the whole test in time
-  SMOKE_TIMED=1 exec timeout -k 5 100 bash "$0" "$@"
-fi
-bin=${1:?usage: unix_echo.sh BIN_DIR}
-work=$(mktemp -d)
+# shellcheck source=examples/smoke/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+smoke_begin "$0" "$@"
 path=$work/echo.sock
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$work"/*.out "$work"/*.err; do [[ -s $f ]] && { echo "--- $f" && cat "$f"; } >&2; done
-  exit 1
-}
 
 # start_server NAME: runs the server on $path in the background; sets server_pid.
 start_server() {
