@@ -9,6 +9,7 @@
 // first use, up to the pool's size, and are rebuilt in a fork()ed child.
 #pragma once
 
+#include <cerrno>
 #include <type_traits>
 #include <utility>
 
@@ -37,6 +38,22 @@ class BlockingPool {
       run_erased(&call_value<Slot>, &slot);
       return slot.result;
     }
+  }
+
+  // run_call() is run() for a libc call: the errno it left on the pool
+  // thread comes back to the caller's.
+  template <class F>
+  auto run_call(F&& fn) -> decltype(fn()) {
+    struct Result {
+      decltype(fn()) value;
+      int error;
+    };
+    Result r = run([&] {
+      auto value = fn();
+      return Result{value, errno};
+    });
+    errno = r.error;
+    return r.value;
   }
 
   // run_erased() is run() without templates: it calls fn(arg).

@@ -16,20 +16,9 @@
 namespace coil::hook {
 namespace {
 
-// Answer carries a resolver call's result, errno and h_errno back.
-struct Answer {
-  int rc = 0;
-  int error = 0;
-};
-
 template <class Call>
 int resolve_on_pool(Call&& call) {
-  Answer a = BlockingPool::resolver().run([&] {
-    int rc = call();
-    return Answer{rc, errno};
-  });
-  errno = a.error;
-  return a.rc;
+  return BlockingPool::resolver().run_call(call);
 }
 
 // HostResult is the storage gethostbyname() returns a pointer into. The

@@ -10,20 +10,9 @@
 namespace coil::hook {
 namespace {
 
-// Outcome carries a call's result and errno back from a pool thread.
-struct Outcome {
-  ssize_t n = 0;
-  int error = 0;
-};
-
 template <class Call>
 ssize_t on_pool(Call&& call) {
-  Outcome o = BlockingPool::files().run([&] {
-    ssize_t n = call();
-    return Outcome{n, n < 0 ? errno : 0};
-  });
-  if (o.n < 0) errno = o.error;
-  return o.n;
+  return BlockingPool::files().run_call(call);
 }
 
 ssize_t blocking_read(int fd, const iovec* iov, int count, off_t offset) {
