@@ -72,7 +72,8 @@ inline std::string errno_name(int e) {
 }
 
 // flag_names() spells the set bits of value with names, the rest in hex.
-inline std::string flag_names(long value, std::initializer_list<std::pair<long, const char*>> names) {
+inline std::string flag_names(long value,
+                              std::initializer_list<std::pair<long, const char*>> names) {
   std::string s;
   for (auto [bit, name] : names) {
     if (bit != 0 && (value & bit) == bit) {
@@ -97,18 +98,27 @@ inline std::string fl_names(long fl) {
   long rest = fl & ~O_ACCMODE;
   if (rest == 0) return mode;
   return std::string(mode) + "|" +
-         flag_names(rest, {{O_NONBLOCK, "O_NONBLOCK"}, {O_APPEND, "O_APPEND"}, {O_ASYNC, "O_ASYNC"},
-                           {O_DIRECT, "O_DIRECT"}, {O_NOATIME, "O_NOATIME"}, {O_LARGEFILE, "O_LARGEFILE"}});
+         flag_names(rest, {{O_NONBLOCK, "O_NONBLOCK"},
+                           {O_APPEND, "O_APPEND"},
+                           {O_ASYNC, "O_ASYNC"},
+                           {O_DIRECT, "O_DIRECT"},
+                           {O_NOATIME, "O_NOATIME"},
+                           {O_LARGEFILE, "O_LARGEFILE"}});
 }
 
 // poll_names() spells poll(2) event bits.
 inline std::string poll_names(short ev) {
-  return flag_names(static_cast<unsigned short>(ev),
-                    {{POLLIN, "POLLIN"}, {POLLPRI, "POLLPRI"}, {POLLOUT, "POLLOUT"},
-                     {POLLERR, "POLLERR"}, {POLLHUP, "POLLHUP"}, {POLLNVAL, "POLLNVAL"},
-                     {POLLRDNORM, "POLLRDNORM"}, {POLLRDBAND, "POLLRDBAND"},
-                     {POLLWRNORM, "POLLWRNORM"}, {POLLWRBAND, "POLLWRBAND"},
-                     {POLLRDHUP, "POLLRDHUP"}});
+  return flag_names(static_cast<unsigned short>(ev), {{POLLIN, "POLLIN"},
+                                                      {POLLPRI, "POLLPRI"},
+                                                      {POLLOUT, "POLLOUT"},
+                                                      {POLLERR, "POLLERR"},
+                                                      {POLLHUP, "POLLHUP"},
+                                                      {POLLNVAL, "POLLNVAL"},
+                                                      {POLLRDNORM, "POLLRDNORM"},
+                                                      {POLLRDBAND, "POLLRDBAND"},
+                                                      {POLLWRNORM, "POLLWRNORM"},
+                                                      {POLLWRBAND, "POLLWRBAND"},
+                                                      {POLLRDHUP, "POLLRDHUP"}});
 }
 
 // printable() shows bytes as text with escapes, long ones cut, with a hash.
@@ -387,9 +397,10 @@ void with_watchdog(const char* what, F&& fn, Duration limit = kWatchdog, Ctx* ct
   });
   if (finished.wait_for(limit) == std::future_status::timeout) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::fprintf(stderr, "\n%s.%s: the %s run did not finish within %lld s: a call hung. Aborting.\n",
-                 info ? info->test_suite_name() : "?", info ? info->name() : "?", what,
-                 static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
+    std::fprintf(
+        stderr, "\n%s.%s: the %s run did not finish within %lld s: a call hung. Aborting.\n",
+        info ? info->test_suite_name() : "?", info ? info->name() : "?", what,
+        static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
     if (ctx) ctx->dump(stderr);
     std::fflush(stderr);
     std::_Exit(3);

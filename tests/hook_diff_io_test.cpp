@@ -309,7 +309,9 @@ TEST(HookDiffIo, ReadvWritevWithSeveralIovecs) {
     c.bytes("first", x, 4);
     // A big writev with a slow reader is written completely.
     std::vector<char> big = pattern(3 << 20, 3);
-    iovec parts[4] = {{big.data(), 1}, {big.data() + 1, 1 << 20}, {big.data() + 1 + (1 << 20), 0},
+    iovec parts[4] = {{big.data(), 1},
+                      {big.data() + 1, 1 << 20},
+                      {big.data() + 1 + (1 << 20), 0},
                       {big.data() + 1 + (1 << 20), big.size() - 1 - (1 << 20)}};
     std::string got;
     c.peer([&] {

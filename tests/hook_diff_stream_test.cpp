@@ -50,7 +50,8 @@ void expect_every_receive_blocks(Ctx& c, int fd, int peer) {
       {"read", [&] { return read(fd, buf, sizeof buf); }},
       {"readv", [&] { return readv(fd, &iov, 1); }},
       {"recv", [&] { return recv(fd, buf, sizeof buf, 0); }},
-      {"recvfrom", [&] {
+      {"recvfrom",
+       [&] {
          return recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
        }},
       {"recvmsg", [&] { return recvmsg(fd, &msg, 0); }},
@@ -380,7 +381,8 @@ std::atomic<int> g_sigpipes{0};
 std::atomic<pthread_t> g_sigpipe_thread{};
 
 TEST(HookDiffStream, SigpipeHandlerRunsOnTheCallingThread) {
-  struct sigaction act {}, old{};
+  struct sigaction act {
+  }, old{};
   act.sa_handler = [](int) {
     g_sigpipes.fetch_add(1);
     g_sigpipe_thread.store(pthread_self());
@@ -409,7 +411,8 @@ TEST(HookDiffStream, SigpipeHandlerRunsOnTheCallingThread) {
 }
 
 TEST(HookDiffStream, SigpipeIgnored) {
-  struct sigaction ign {}, old{};
+  struct sigaction ign {
+  }, old{};
   ign.sa_handler = SIG_IGN;
   ASSERT_EQ(sigaction(SIGPIPE, &ign, &old), 0);
   expect_same([](Ctx& c) {
