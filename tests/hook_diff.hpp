@@ -267,17 +267,27 @@ class Ctx {
   // 50 ms or more the call waited, and in the hooked run the ticker must
   // have kept running meanwhile (expect_yielded).
   template <class F>
-  auto timed(std::string_view label, Duration lo, Duration hi, F&& call) {
+  auto timed(std::string_view label, Duration lo, Duration hi, F&& call, bool is_fd = false) {
     long t0 = ticks_;
     Stopwatch sw;
     auto r = call();
     int e = errno;
     Duration took = sw.elapsed();
-    ret(label, r);
+    if (is_fd) {
+      fd(label, static_cast<int>(r));
+    } else {
+      ret(label, r);
+    }
     within(std::string(label) + " took", took, lo, hi);
     if (lo >= 50ms) expect_yielded(t0, label);
     errno = e;
     return r;
+  }
+
+  // timed_fd() is timed() for a call that returns a new fd (accept).
+  template <class F>
+  int timed_fd(std::string_view label, Duration lo, Duration hi, F&& call) {
+    return timed(label, lo, hi, std::forward<F>(call), true);
   }
 
   // peer() runs fn beside the scenario: on a std::thread in the plain run,
@@ -367,7 +377,7 @@ using Scenario = std::function<void(Ctx&)>;
 // kAtOnce and kWaited are the loose bounds of timed() for a call that must
 // not wait, and for one that waits for a peer acting after kPeerDelay.
 inline constexpr auto kPeerDelay = 60ms;
-inline constexpr Duration kAtOnceLo = 0ms, kAtOnceHi = 150ms;
+inline constexpr Duration kAtOnceLo = 0ms, kAtOnceHi = 400ms;
 inline constexpr Duration kWaitedLo = 50ms, kWaitedHi = 10s;
 
 // kWatchdog bounds every run; a run that takes longer has hung.
@@ -525,8 +535,10 @@ inline ::testing::AssertionResult same_outcome(const char*, const char*, const O
     const Observation none{"(nothing)", {}};
     const Observation& p = i < plain.lines.size() ? plain.lines[i] : none;
     const Observation& h = i < hooked.lines.size() ? hooked.lines[i] : none;
-    if (p == h) {
+    if (p == h && p.detail == h.detail) {
       r << "      " << p.shown() << "\n";
+    } else if (p == h) {
+      r << "      " << p.text << "  (plain: " << p.detail << "; hooked: " << h.detail << ")\n";
     } else {
       r << "  !  plain:  " << p.shown() << "\n  !  hooked: " << h.shown() << "\n";
     }
@@ -538,6 +550,11 @@ inline ::testing::AssertionResult same_outcome(const char*, const char*, const O
 inline void expect_same(const Scenario& scenario, RunOptions opts = {}) {
   Outcome plain = run_plain(scenario, opts);
   Outcome hooked = run_hooked(scenario, opts);
+  if (std::getenv("COIL_HOOK_DIFF_SHOW")) {  // to read what a scenario observes
+    std::fprintf(stderr, "plain run's outcome:");
+    for (const auto& line : plain.lines) std::fprintf(stderr, "\n    %s", line.shown().c_str());
+    std::fprintf(stderr, "\n");
+  }
   EXPECT_FALSE(plain.lines.empty()) << "the scenario recorded nothing";
   EXPECT_PRED_FORMAT2(same_outcome, plain, hooked);
 }

@@ -222,8 +222,8 @@ TEST(HookDiffStream, ZeroLengthCallsDoNotWait) {
   expect_same([](Ctx& c) {
     TcpConn t = tcp_conn(c);
     auto [a, b] = unix_pair(c, SOCK_STREAM);
-    // A safety net: if the kernel did wait, it would say EAGAIN after 300 ms.
-    for (int fd : {t.server, a}) set_timeout(c, fd, SO_RCVTIMEO, 300ms);
+    // A safety net: if the kernel does wait, it says EAGAIN after 1 s.
+    for (int fd : {t.server, a}) set_timeout(c, fd, SO_RCVTIMEO, 1s);
     char buf[4] = {};
     for (int fd : {t.server, a}) {
       const char* kind = fd == a ? " (unix)" : " (tcp)";

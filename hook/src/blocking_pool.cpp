@@ -1,9 +1,11 @@
 #include "blocking_pool.hpp"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -54,9 +56,17 @@ void BlockingPool::State::submit(Job* job) {
   }
   ++threads;
   lock.unlock();
+  // Pool threads block every signal (they inherit the mask at creation):
+  // a signal for the process must go to a thread of the program, where a
+  // blocked call, or a coroutine's, can see EINTR.
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
   try {
     std::thread([this] { work(); }).detach();
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   } catch (const std::system_error&) {
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
     lock.lock();
     if (--threads == 0) {
       // No thread at all: run the call here rather than never.
@@ -69,6 +79,9 @@ void BlockingPool::State::submit(Job* job) {
 }
 
 void BlockingPool::State::work() {
+  char title[16];  // "coil-resolver" in top, gdb and /proc/PID/task/TID/comm
+  std::snprintf(title, sizeof title, "coil-%s", name);
+  pthread_setname_np(pthread_self(), title);
   std::unique_lock lock(mutex);
   for (;;) {
     ++idle;

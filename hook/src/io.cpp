@@ -28,7 +28,16 @@ int Deadline::remaining_ms() noexcept {
 
 namespace {
 
+// interrupt_mode() says which caught signals end a wait: all of them when
+// the call has a timeout (signal(7): socket calls under SO_RCVTIMEO or
+// SO_SNDTIMEO are never restarted), else those without SA_RESTART.
+detail::Interrupt interrupt_mode(const Deadline& deadline) noexcept {
+  return deadline.none() ? detail::Interrupt::kUnlessRestart : detail::Interrupt::kAlways;
+}
+
 bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
+  detail::Interrupt mode = interrupt_mode(deadline);
+  detail::InterruptibleWait scope(mode);
   for (;;) {
     pollfd p{fd, static_cast<short>(dir == Dir::kIn ? POLLIN : POLLOUT), 0};
     int rc = real::poll(&p, 1, deadline.remaining_ms());
@@ -44,7 +53,9 @@ bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
       return false;
     }
     if (errno != EINTR) return false;
-    // A signal handler ran: the blocking call would have been restarted.
+    // A signal handler ran. Without a timeout the blocking call is
+    // restarted unless coil's trampoline saw a handler without SA_RESTART.
+    if (mode == detail::Interrupt::kAlways || scope.interrupted()) return false;
   }
 }
 
@@ -52,6 +63,7 @@ bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
 
 bool wait_ready(int fd, Dir dir, Deadline& deadline) {
   if (!in_coroutine()) return wait_in_poll(fd, dir, deadline);
+  detail::InterruptibleWait scope(interrupt_mode(deadline));
   switch (detail::wait_for_fd(fd, interest(dir), deadline.at())) {
     case WaitResult::kReady:
       return true;
@@ -65,6 +77,7 @@ bool wait_ready(int fd, Dir dir, Deadline& deadline) {
 }
 
 bool wait_borrowed(int fd, Deadline& deadline) {
+  detail::InterruptibleWait scope(interrupt_mode(deadline));
   for (;;) {
     pollfd p{fd, POLLIN, 0};
     int rc = real::poll(&p, 1, 0);
@@ -79,7 +92,8 @@ bool wait_borrowed(int fd, Deadline& deadline) {
         errno = EAGAIN;
         return false;
       case WaitResult::kError:
-        return true;  // closed while waiting: the call reports EBADF
+        // Closed while waiting: the call reports EBADF. Interrupted: EINTR.
+        return errno != EINTR;
     }
   }
 }

@@ -51,11 +51,18 @@ class Interests {
     detail::mark_not_ready(fd, interest);
     list_.push_back(FdInterest{fd, interest});
   }
-  // wait() parks; false with errno on failure.
+  // wait() parks; false with errno on failure. A caught signal ends it
+  // (EINTR): signal(7) never restarts poll, select or epoll_wait.
   bool wait(TimePoint deadline) {
+    detail::InterruptibleWait scope(detail::Interrupt::kAlways);
     if (list_.empty()) {
-      coil::sleep_until(deadline);
-      return true;
+      detail::WakeReason why;
+      do {
+        why = detail::park(deadline);
+      } while (why == detail::WakeReason::kWoken);
+      if (why != detail::WakeReason::kInterrupted) return true;
+      errno = EINTR;
+      return false;
     }
     return detail::wait_for_any_fd(list_.data(), list_.size(), deadline) != WaitResult::kError;
   }
@@ -142,6 +149,7 @@ int wait_epoll(int epfd, epoll_event* events, int max, TimePoint deadline) {
     int rc = real::epoll_wait(epfd, events, max, 0);
     if (rc != 0 || due(deadline)) return rc;
     detail::mark_not_ready(epfd, detail::kReadable);
+    detail::InterruptibleWait scope(detail::Interrupt::kAlways);
     if (detail::wait_for_fd(epfd, detail::kReadable, deadline) == WaitResult::kError) return -1;
   }
 }

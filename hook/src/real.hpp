@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -119,6 +120,7 @@ COIL_REAL_FN(gethostbyname_r)
 COIL_REAL_FN(gethostbyname)
 COIL_REAL_FN(gethostbyname2)
 COIL_REAL_FN(gethostbyname2_r)
+COIL_REAL_FN(sigaction)
 #undef COIL_REAL_FN
 #pragma GCC diagnostic pop
 }  // namespace real

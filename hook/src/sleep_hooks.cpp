@@ -5,9 +5,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
+#include "coil/detail/park.hpp"
 #include "coil/scheduler.hpp"
 #include "io.hpp"
 #include "real.hpp"
@@ -15,12 +17,31 @@
 namespace coil::hook {
 namespace {
 
-void nap(Duration d) {
+// nap() sleeps for d in a coroutine, as nanosleep does: a zero sleep
+// yields; a caught signal ends the sleep early (signal(7): sleeps are never
+// restarted). It returns the time left: zero unless interrupted.
+Duration nap(Duration d) {
   if (d <= Duration::zero()) {
     coil::yield();
-  } else {
-    coil::sleep_for(d);
+    return Duration::zero();
   }
+  TimePoint deadline = detail::now() + d;
+  detail::InterruptibleWait scope(detail::Interrupt::kAlways);
+  for (;;) {
+    switch (detail::park(deadline)) {
+      case detail::WakeReason::kTimeout:
+        return Duration::zero();
+      case detail::WakeReason::kInterrupted:
+        return std::max(deadline - detail::now(), Duration(1));
+      case detail::WakeReason::kWoken:
+        break;  // somebody else's wake(): sleep on
+    }
+  }
+}
+
+timespec to_timespec(Duration d) noexcept {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
 
 bool valid(const timespec& ts) noexcept {
@@ -46,14 +67,16 @@ namespace detail = coil::detail;
 
 COIL_HOOK unsigned int sleep(unsigned int seconds) {
   if (!in_coroutine()) return real::sleep(seconds);
-  nap(std::chrono::seconds(seconds));
-  return 0;
+  // glibc's sleep() reports the whole seconds left.
+  Duration left = nap(std::chrono::seconds(seconds));
+  return static_cast<unsigned int>(std::chrono::duration_cast<std::chrono::seconds>(left).count());
 }
 
 COIL_HOOK int usleep(useconds_t us) {
   if (!in_coroutine()) return real::usleep(us);
-  nap(std::chrono::microseconds(us));
-  return 0;
+  if (nap(std::chrono::microseconds(us)) == Duration::zero()) return 0;
+  errno = EINTR;
+  return -1;
 }
 
 COIL_HOOK int nanosleep(const timespec* req, timespec* rem) {
@@ -62,8 +85,11 @@ COIL_HOOK int nanosleep(const timespec* req, timespec* rem) {
     errno = EINVAL;
     return -1;
   }
-  nap(span(*req));
-  return 0;
+  Duration left = nap(span(*req));
+  if (left == Duration::zero()) return 0;
+  if (rem) *rem = to_timespec(left);
+  errno = EINTR;
+  return -1;
 }
 
 COIL_HOOK int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
@@ -72,13 +98,17 @@ COIL_HOOK int clock_nanosleep(clockid_t clock, int flags, const timespec* req, t
   }
   if (!valid(*req)) return EINVAL;
   Duration d = span(*req);
-  if (flags & TIMER_ABSTIME) {
+  bool absolute = (flags & TIMER_ABSTIME) != 0;
+  if (absolute) {
     timespec now{};
     if (::clock_gettime(clock, &now) != 0) return errno;
     d -= span(now);
   }
-  nap(d);
-  return 0;
+  Duration left = nap(d);
+  if (left == Duration::zero()) return 0;
+  // Like the kernel's, an absolute sleep leaves rem alone.
+  if (rem && !absolute) *rem = to_timespec(left);
+  return EINTR;
 }
 
 COIL_HOOK int sched_yield() noexcept {

@@ -45,6 +45,8 @@ class Coroutine {
   void* tsan_fiber = nullptr;
   CoState state = CoState::kReady;
   WakeReason wake_reason = WakeReason::kWoken;
+  Interrupt interrupt = Interrupt::kNever;  // set by an InterruptibleWait
+  std::uint32_t signal_mark = 0;            // signal count when that wait began
   bool detached = false;
   bool started = false;    // has run at least once
   bool cancelled = false;  // the scheduler is unwinding it

@@ -67,6 +67,9 @@ class Poller {
   FdEntry* prepare(int fd);
 
   FdTable& fds() noexcept { return fds_; }
+  // notify_fd() is the eventfd notify() writes; a signal handler may write
+  // it too (note_signal()).
+  int notify_fd() const noexcept { return notify_fd_; }
 
   // add() / remove() link a waiter. remove() is a no-op if not linked.
   void add(WaitNode& node) noexcept;

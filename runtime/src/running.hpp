@@ -5,10 +5,30 @@
 // dlopen'd.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 namespace coil::detail {
 
 class Coroutine;
 
 extern thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec")));
+
+// SignalCounts: how many signal handlers have run on this thread (through
+// the hook layer's trampoline), all of them and those installed without
+// SA_RESTART. A handler bumps them, so they are lock-free atomics in
+// initial-exec TLS (no __tls_get_addr in a signal handler). wake_fd is the
+// eventfd of the scheduler running on this thread, or -1.
+struct SignalCounts {
+  std::atomic<std::uint32_t> any{0};
+  std::atomic<std::uint32_t> no_restart{0};
+  std::atomic<int> wake_fd{-1};
+
+  std::uint32_t of(bool only_no_restart) const noexcept {
+    return (only_no_restart ? no_restart : any).load(std::memory_order_relaxed);
+  }
+};
+
+extern thread_local SignalCounts tls_signals __attribute__((tls_model("initial-exec")));
 
 }  // namespace coil::detail

@@ -143,6 +143,16 @@ void SchedulerImpl::exit_current() noexcept {
   __builtin_trap();  // a finished coroutine is never resumed
 }
 
+namespace {
+
+// interrupted() is a wait's result after a caught signal ended it.
+WaitResult interrupted() noexcept {
+  errno = EINTR;
+  return WaitResult::kError;
+}
+
+}  // namespace
+
 // prepare_fd() registers fd on first use. nullptr means "do not park":
 // errno EPERM (epoll cannot watch regular files; poll(2) calls them always
 // ready) or a real error.
@@ -168,7 +178,9 @@ WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint 
     ~Unlink() { poller.remove(node); }
   } unlink{poller_, node};
   while (node.linked()) {
-    if (park(deadline) == WakeReason::kTimeout && node.linked()) return WaitResult::kTimeout;
+    WakeReason why = park(deadline);
+    if (why == WakeReason::kInterrupted) return interrupted();
+    if (why == WakeReason::kTimeout && node.linked()) return WaitResult::kTimeout;
   }
   if (node.revents & WaitNode::kGone) {
     errno = EBADF;
@@ -245,7 +257,9 @@ WaitResult SchedulerImpl::wait_any_fd(const FdInterest* fds, std::size_t n, Time
     return false;
   };
   while (!woken()) {
-    if (park(deadline) == WakeReason::kTimeout && !woken()) return WaitResult::kTimeout;
+    WakeReason why = park(deadline);
+    if (why == WakeReason::kInterrupted) return interrupted();
+    if (why == WakeReason::kTimeout && !woken()) return WaitResult::kTimeout;
   }
   return WaitResult::kReady;
 }
@@ -326,6 +340,7 @@ class SchedulerImpl::RunScope {
     install_overflow_guard();  // this thread needs its own sigaltstack
     s->in_run_ = true;
     tls_scheduler = s;
+    saved_wake_fd_ = tls_signals.wake_fd.exchange(s->poller_.notify_fd());
     s->main_tsan_fiber_ = tsan_current_fiber();
 #if COIL_ASAN
     if (!s->main_stack_lo || !pthread_equal(s->main_stack_thread_, pthread_self())) {
@@ -335,12 +350,14 @@ class SchedulerImpl::RunScope {
 #endif
   }
   ~RunScope() {
+    tls_signals.wake_fd.store(saved_wake_fd_);
     s_->in_run_ = false;
     tls_scheduler = nullptr;
   }
 
  private:
   SchedulerImpl* s_;
+  int saved_wake_fd_ = -1;
 };
 
 bool SchedulerImpl::step(bool may_block) {
@@ -349,6 +366,8 @@ bool SchedulerImpl::step(bool may_block) {
   // Deadlines that passed while coroutines ran (or a manual clock that was
   // advanced) are due now, before deciding to block.
   if (!sleeping_.empty()) fire_timers(clock_->now());
+  // Signal handlers that ran since the last step end interruptible waits.
+  if (tls_signals.any.load(std::memory_order_relaxed) != signals_seen_) deliver_signals();
   bool busy = !ready_.empty();
   if (!busy && live_ == 0 && keep_alive_.load() == 0 && !posts_pending()) return false;
   if (!busy && !posts_pending() && keep_alive_.load() == 0 && poller_.waiter_count() == 0 &&

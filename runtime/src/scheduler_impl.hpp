@@ -126,6 +126,7 @@ class SchedulerImpl {
   void run_ready_batch();
   bool poll_and_fire(bool busy);
   void fire_timers(TimePoint now) noexcept;
+  void deliver_signals() noexcept;  // interrupt.cpp
   bool run_posted();
   bool posts_pending();
   void report_deadlock();
@@ -146,7 +147,8 @@ class SchedulerImpl {
   std::uint64_t spawns_ = 0;
   std::uint64_t switches_ = 0;
   std::uint64_t polls_ = 0;
-  int batch_left_ = 0;  // resumes and hand-overs left before the next poll
+  std::uint32_t signals_seen_ = 0;  // tls_signals.any at the last deliver_signals()
+  int batch_left_ = 0;              // resumes and hand-overs left before the next poll
   bool in_run_ = false;
   bool unwinding_ = false;  // in the destructor: no hand-overs
 

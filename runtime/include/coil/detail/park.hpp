@@ -13,8 +13,18 @@ class Coroutine;
 
 // WakeReason says why park() returned.
 enum class WakeReason : std::uint8_t {
-  kWoken,    // somebody called wake()
-  kTimeout,  // the deadline passed first
+  kWoken,        // somebody called wake()
+  kTimeout,      // the deadline passed first
+  kInterrupted,  // a caught signal ended an InterruptibleWait (never otherwise)
+};
+
+// Interrupt says whether a signal handler that runs on this thread ends a
+// wait, as it ends the blocking system call the wait stands in for (see
+// signal(7), "Interruption of system calls and library functions").
+enum class Interrupt : std::uint8_t {
+  kNever,          // coil's own waits: Mutex, Channel, sleep_for, join...
+  kUnlessRestart,  // read, write, accept, connect...: SA_RESTART restarts them
+  kAlways,         // poll, select, epoll_wait, sleeps, calls under SO_RCVTIMEO
 };
 
 // current_coroutine() returns the running coroutine of this thread, or
@@ -33,6 +43,37 @@ WakeReason park(TimePoint deadline = kNoDeadline);
 // (and does nothing) if co is not parked, for instance because its deadline
 // already fired. Precondition: called on co's scheduler thread.
 bool wake(Coroutine* co) noexcept;
+
+// InterruptibleWait makes the running coroutine's waits interruptible for
+// its lifetime: a signal handler that runs on this thread after it began, and
+// that matches mode, wakes the coroutine's park() with kInterrupted (and
+// wait_for_fd() and wait_for_any_fd() with kError, errno EINTR). The
+// scheduler learns of handlers through note_signal(). Outside coroutines,
+// interrupted() answers the same question for a wait in poll(2) that met
+// EINTR.
+class InterruptibleWait {
+ public:
+  explicit InterruptibleWait(Interrupt mode) noexcept;
+  ~InterruptibleWait();
+  InterruptibleWait(const InterruptibleWait&) = delete;
+  InterruptibleWait& operator=(const InterruptibleWait&) = delete;
+
+  // interrupted() is true once a matching handler has run since the start.
+  bool interrupted() const noexcept;
+
+ private:
+  Coroutine* co_;
+  Interrupt mode_;
+  Interrupt saved_mode_ = Interrupt::kNever;
+  std::uint32_t mark_;
+  std::uint32_t saved_mark_ = 0;
+};
+
+// note_signal() records that a signal handler ran on this thread, installed
+// with SA_RESTART (restart) or without, and wakes this thread's scheduler if
+// it sleeps in epoll. Async-signal-safe: the hook layer's handler
+// trampoline calls it.
+void note_signal(bool restart) noexcept;
 
 // now() returns the time of the current thread's scheduler clock (the steady
 // clock outside a scheduler).
