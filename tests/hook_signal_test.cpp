@@ -8,6 +8,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -218,6 +220,77 @@ TEST_F(HookSignal, SaRestartEndsOnlyTheCallsNeverRestarted) {
   EXPECT_EQ(recv_rc, -1);
   EXPECT_EQ(recv_errno, EINTR);
   for (int fd : {p[0], p[1], sv[0], sv[1]}) close(fd);
+}
+
+// MaskedWaits runs ppoll, pselect and epoll_pwait with SIGUSR1 blocked on
+// the thread and unblocked by the call's mask, SIGUSR1 sent 50 ms in, and
+// then once more with the signal already pending. It returns the results
+// as "rc/errno" strings, to compare a plain thread with a coroutine.
+std::string masked_waits() {
+  g_runs = 0;
+  std::string out;
+  int p[2];
+  if (pipe(p) != 0) return "pipe failed";
+  sigset_t block, unblocked, saved;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &saved);
+  pthread_sigmask(SIG_BLOCK, nullptr, &unblocked);
+  sigdelset(&unblocked, SIGUSR1);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+  timespec two_s{2, 0};
+  auto record = [&](const char* what, int rc) {
+    out += std::string(what) + "=" + std::to_string(rc) + "/" +
+           (rc < 0 ? strerrorname_np(errno) : "-") + "/runs=" + std::to_string(g_runs.exchange(0)) +
+           " ";
+  };
+  pthread_t self = pthread_self();
+  for (int round = 0; round < 3; ++round) {
+    std::thread kicker([&] {
+      std::this_thread::sleep_for(50ms);
+      pthread_kill(self, SIGUSR1);
+    });
+    auto start = std::chrono::steady_clock::now();
+    pollfd f{p[0], POLLIN, 0};
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(p[0], &r);
+    epoll_event got[1];
+    if (round == 0) record("ppoll", ppoll(&f, 1, &two_s, &unblocked));
+    if (round == 1) record("pselect", pselect(p[0] + 1, &r, nullptr, nullptr, &two_s, &unblocked));
+    if (round == 2) record("epoll_pwait", epoll_pwait(ep, got, 1, 2000, &unblocked));
+    kicker.join();
+    if (std::chrono::steady_clock::now() - start > 1s) out += "(slow) ";
+  }
+  pthread_kill(self, SIGUSR1);  // pending while blocked
+  pollfd f{p[0], POLLIN, 0};
+  record("ppoll with it pending", ppoll(&f, 1, &two_s, &unblocked));
+  timespec short_wait{0, 20000000};
+  record("ppoll without the mask", ppoll(&f, 1, &short_wait, nullptr));
+  pthread_kill(self, SIGUSR1);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);  // delivered here
+  record("after unblocking", 0);
+  close(ep);
+  close(p[0]);
+  close(p[1]);
+  return out;
+}
+
+// The signal mask of ppoll, pselect and epoll_pwait is in force while a
+// coroutine waits in them, as it is for a thread in the kernel.
+TEST_F(HookSignal, PpollPselectAndEpollPwaitApplyTheirMask) {
+  Restore restore;
+  install(&count, 0);
+  std::string plain;
+  std::thread([&] { plain = masked_waits(); }).join();
+  std::string hooked;
+  scheduler().spawn([&] { hooked = masked_waits(); });
+  scheduler().run();
+  EXPECT_EQ(hooked, plain);
+  EXPECT_EQ(plain.find("slow"), std::string::npos) << plain;
 }
 
 // PoolThreads counts coil's pool threads ("coil-..." in /proc) and those of

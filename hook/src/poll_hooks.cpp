@@ -51,10 +51,12 @@ class Interests {
     detail::mark_not_ready(fd, interest);
     list_.push_back(FdInterest{fd, interest});
   }
-  // wait() parks; false with errno on failure. A caught signal ends it
+  // wait() parks, with the signal mask of ppoll or pselect in force if
+  // there is one; false with errno on failure. A caught signal ends it
   // (EINTR): signal(7) never restarts poll, select or epoll_wait.
-  bool wait(TimePoint deadline) {
+  bool wait(TimePoint deadline, const sigset_t* mask) {
     detail::InterruptibleWait scope(detail::Interrupt::kAlways);
+    detail::WaitSignalMask masked(mask);
     if (list_.empty()) {
       detail::WakeReason why;
       do {
@@ -78,14 +80,17 @@ std::uint8_t poll_interest(short events) noexcept {
   return i;
 }
 
-// wait_poll() is poll(2) in a coroutine: ask, park, ask again.
-int wait_poll(pollfd* fds, nfds_t n, TimePoint deadline) {
+constexpr timespec kZero{0, 0};
+
+// wait_poll() is poll(2) or ppoll(2) in a coroutine: ask, park, ask again.
+// Asking with ppoll and the mask delivers a pending signal it unblocks.
+int wait_poll(pollfd* fds, nfds_t n, TimePoint deadline, const sigset_t* mask) {
   for (;;) {
-    int rc = real::poll(fds, n, 0);
+    int rc = mask ? real::ppoll(fds, n, &kZero, mask) : real::poll(fds, n, 0);
     if (rc != 0 || due(deadline)) return rc;
     Interests wanted;
     for (nfds_t i = 0; i < n; ++i) wanted.add(fds[i].fd, poll_interest(fds[i].events));
-    if (!wanted.wait(deadline)) return -1;
+    if (!wanted.wait(deadline, mask)) return -1;
   }
 }
 
@@ -112,8 +117,9 @@ struct FdSets {
   }
 };
 
-// wait_select() is select(2) in a coroutine. sets[] are the caller's.
-int wait_select(int nfds, fd_set* const sets[3], TimePoint deadline) {
+// wait_select() is select(2) or pselect(2) in a coroutine. sets[] are the
+// caller's.
+int wait_select(int nfds, fd_set* const sets[3], TimePoint deadline, const sigset_t* mask) {
   if (nfds < 0) {
     errno = EINVAL;
     return -1;
@@ -123,7 +129,8 @@ int wait_select(int nfds, fd_set* const sets[3], TimePoint deadline) {
   for (;;) {
     timeval zero{0, 0};
     fd_set* s[3] = {want.scratch(0, got[0]), want.scratch(1, got[1]), want.scratch(2, got[2])};
-    int rc = real::select(nfds, s[0], s[1], s[2], &zero);
+    int rc = mask ? real::pselect(nfds, s[0], s[1], s[2], &kZero, mask)
+                  : real::select(nfds, s[0], s[1], s[2], &zero);
     if (rc > 0 || (rc == 0 && due(deadline))) {
       for (int k = 0; k < 3; ++k) {
         if (sets[k]) std::memcpy(sets[k], got[k].data(), got[k].size() * sizeof(unsigned long));
@@ -138,18 +145,20 @@ int wait_select(int nfds, fd_set* const sets[3], TimePoint deadline) {
       if (want.has(1, fd)) i |= detail::kWritable;
       wanted.add(fd, i);
     }
-    if (!wanted.wait(deadline)) return -1;
+    if (!wanted.wait(deadline, mask)) return -1;
   }
 }
 
 // wait_epoll() is epoll_wait on a program's own epoll fd in a coroutine:
 // that fd is itself pollable, readable while it has events.
-int wait_epoll(int epfd, epoll_event* events, int max, TimePoint deadline) {
+int wait_epoll(int epfd, epoll_event* events, int max, TimePoint deadline, const sigset_t* mask) {
   for (;;) {
-    int rc = real::epoll_wait(epfd, events, max, 0);
+    int rc = mask ? real::epoll_pwait(epfd, events, max, 0, mask)
+                  : real::epoll_wait(epfd, events, max, 0);
     if (rc != 0 || due(deadline)) return rc;
     detail::mark_not_ready(epfd, detail::kReadable);
     detail::InterruptibleWait scope(detail::Interrupt::kAlways);
+    detail::WaitSignalMask masked(mask);
     if (detail::wait_for_fd(epfd, detail::kReadable, deadline) == WaitResult::kError) return -1;
   }
 }
@@ -169,15 +178,15 @@ namespace detail = coil::detail;
 
 COIL_HOOK int poll(pollfd* fds, nfds_t n, int timeout) {
   if (!in_coroutine() || timeout == 0) return real::poll(fds, n, timeout);
-  return wait_poll(fds, n, deadline_ms(timeout));
+  return wait_poll(fds, n, deadline_ms(timeout), nullptr);
 }
 
-// The signal mask of ppoll, pselect and epoll_pwait cannot be applied to
-// one coroutine's wait: in a coroutine it is not installed (docs/hooks.md).
+// The signal mask of ppoll, pselect and epoll_pwait is in force while the
+// coroutine waits: the scheduler's own epoll wait takes it (WaitSignalMask).
 COIL_HOOK int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   bool now = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
   if (!in_coroutine() || now || !valid(timeout)) return real::ppoll(fds, n, timeout, mask);
-  return wait_poll(fds, n, deadline_ts(timeout));
+  return wait_poll(fds, n, deadline_ts(timeout), mask);
 }
 
 COIL_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
@@ -190,7 +199,7 @@ COIL_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout
                            std::chrono::microseconds(timeout->tv_usec));
   }
   fd_set* const sets[3] = {r, w, e};
-  int rc = wait_select(nfds, sets, deadline);
+  int rc = wait_select(nfds, sets, deadline, nullptr);
   if (timeout && rc >= 0) {
     // Linux's select writes back the time left.
     auto left = deadline - detail::now();
@@ -207,18 +216,18 @@ COIL_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec*
   bool now = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
   if (!in_coroutine() || now || !valid(timeout)) return real::pselect(nfds, r, w, e, timeout, mask);
   fd_set* const sets[3] = {r, w, e};
-  return wait_select(nfds, sets, deadline_ts(timeout));
+  return wait_select(nfds, sets, deadline_ts(timeout), mask);
 }
 
 COIL_HOOK int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
   if (!in_coroutine() || timeout == 0) return real::epoll_wait(epfd, events, max, timeout);
-  return wait_epoll(epfd, events, max, deadline_ms(timeout));
+  return wait_epoll(epfd, events, max, deadline_ms(timeout), nullptr);
 }
 
 COIL_HOOK int epoll_pwait(int epfd, epoll_event* events, int max, int timeout,
                           const sigset_t* mask) {
   if (!in_coroutine() || timeout == 0) return real::epoll_pwait(epfd, events, max, timeout, mask);
-  return wait_epoll(epfd, events, max, deadline_ms(timeout));
+  return wait_epoll(epfd, events, max, deadline_ms(timeout), mask);
 }
 
 COIL_HOOK int epoll_pwait2(int epfd, epoll_event* events, int max, const timespec* timeout,
@@ -227,7 +236,7 @@ COIL_HOOK int epoll_pwait2(int epfd, epoll_event* events, int max, const timespe
   if (!in_coroutine() || now || !valid(timeout)) {
     return real::epoll_pwait2(epfd, events, max, timeout, mask);
   }
-  return wait_epoll(epfd, events, max, deadline_ts(timeout));
+  return wait_epoll(epfd, events, max, deadline_ts(timeout), mask);
 }
 
 COIL_HOOK int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {

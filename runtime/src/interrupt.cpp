@@ -60,6 +60,36 @@ bool InterruptibleWait::interrupted() const noexcept {
   return mode_ != Interrupt::kNever && tls_signals.of(only_no_restart(mode_)) != mark_;
 }
 
+WaitSignalMask::WaitSignalMask(const sigset_t* mask) noexcept
+    : mask_(mask), co_(mask ? tls_running : nullptr) {
+  if (co_) co_->scheduler->add_mask(this);
+}
+
+WaitSignalMask::~WaitSignalMask() {
+  if (co_) co_->scheduler->remove_mask(this);
+}
+
+void SchedulerImpl::add_mask(WaitSignalMask* m) noexcept {
+  m->next = masks_;
+  if (masks_) masks_->prev = m;
+  masks_ = m;
+}
+
+void SchedulerImpl::remove_mask(WaitSignalMask* m) noexcept {
+  if (m->prev) m->prev->next = m->next;
+  if (m->next) m->next->prev = m->prev;
+  if (masks_ == m) masks_ = m->next;
+  m->next = m->prev = nullptr;
+}
+
+const sigset_t* SchedulerImpl::wait_mask(sigset_t* scratch) const noexcept {
+  if (!masks_) return nullptr;
+  if (!masks_->next) return masks_->mask();
+  *scratch = *masks_->mask();
+  for (WaitSignalMask* m = masks_->next; m; m = m->next) sigandset(scratch, scratch, m->mask());
+  return scratch;
+}
+
 void SchedulerImpl::deliver_signals() noexcept {
   std::uint32_t any = tls_signals.any.load(std::memory_order_relaxed);
   if (any == signals_seen_) return;

@@ -189,10 +189,10 @@ void Poller::dispatch(const epoll_event& ev) noexcept {
   if (e->reader || e->writer || e->waiters) wake_waiters(*e, ev.data.fd, ready);
 }
 
-int Poller::wait(epoll_event* events, int max, const timespec* timeout) {
+int Poller::wait(epoll_event* events, int max, const timespec* timeout, const sigset_t* mask) {
   static std::atomic<bool> have_pwait2{true};
   if (have_pwait2.load(std::memory_order_relaxed)) {
-    int n = ::epoll_pwait2(epfd_, events, max, timeout, nullptr);
+    int n = ::epoll_pwait2(epfd_, events, max, timeout, mask);
     if (n >= 0 || errno != ENOSYS) return n;
     have_pwait2.store(false, std::memory_order_relaxed);
   }
@@ -203,12 +203,12 @@ int Poller::wait(epoll_event* events, int max, const timespec* timeout) {
     long long rounded = (ns + 999999) / 1000000;
     ms = rounded > 0x7fffffff ? 0x7fffffff : static_cast<int>(rounded);
   }
-  return ::epoll_wait(epfd_, events, max, ms);
+  return ::epoll_pwait(epfd_, events, max, ms, mask);
 }
 
-bool Poller::poll(const timespec* timeout) {
+bool Poller::poll(const timespec* timeout, const sigset_t* mask) {
   epoll_event events[kMaxEvents];
-  int n = wait(events, kMaxEvents, timeout);
+  int n = wait(events, kMaxEvents, timeout, mask);
   if (n < 0) {
     if (errno == EINTR) return false;
     throw_errno("coil: epoll_wait");

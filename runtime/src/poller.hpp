@@ -78,7 +78,7 @@ class Poller {
 
   // poll() waits for events up to timeout (nullptr: forever), records
   // readiness and wakes waiters. Returns true if notify() was called.
-  bool poll(const timespec* timeout);
+  bool poll(const timespec* timeout, const sigset_t* mask = nullptr);
 
   // forget() deregisters fd and wakes its waiters with kGone.
   void forget(int fd) noexcept;
@@ -90,7 +90,7 @@ class Poller {
   void dispatch(const epoll_event& ev) noexcept;
   void wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept;
   void wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept;
-  int wait(epoll_event* events, int max, const timespec* timeout);
+  int wait(epoll_event* events, int max, const timespec* timeout, const sigset_t* mask);
 
   int epfd_ = -1;
   int notify_fd_ = -1;

@@ -300,7 +300,8 @@ bool SchedulerImpl::poll_and_fire(bool busy) {
       }
     }
     ++polls_;
-    posted = poller_.poll(timeout);
+    sigset_t scratch;
+    posted = poller_.poll(timeout, wait_mask(&scratch));
   }
   if (!sleeping_.empty()) fire_timers(clock_->now());
   return posted;

@@ -92,6 +92,9 @@ class SchedulerImpl {
   void mark_not_ready(int fd, std::uint8_t interest) noexcept;
   WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
   void forget_fd(int fd) noexcept { poller_.forget(fd); }
+  // The signal masks of parked ppoll/pselect/epoll_pwait calls (interrupt.cpp).
+  void add_mask(WaitSignalMask* m) noexcept;
+  void remove_mask(WaitSignalMask* m) noexcept;
 
   // exit_current() ends the running coroutine. Never returns.
   [[noreturn]] void exit_current() noexcept;
@@ -127,6 +130,8 @@ class SchedulerImpl {
   bool poll_and_fire(bool busy);
   void fire_timers(TimePoint now) noexcept;
   void deliver_signals() noexcept;  // interrupt.cpp
+  // wait_mask() is the signal mask for epoll_pwait2, or nullptr for none.
+  const sigset_t* wait_mask(sigset_t* scratch) const noexcept;
   bool run_posted();
   bool posts_pending();
   void report_deadlock();
@@ -147,8 +152,9 @@ class SchedulerImpl {
   std::uint64_t spawns_ = 0;
   std::uint64_t switches_ = 0;
   std::uint64_t polls_ = 0;
-  std::uint32_t signals_seen_ = 0;  // tls_signals.any at the last deliver_signals()
-  int batch_left_ = 0;              // resumes and hand-overs left before the next poll
+  WaitSignalMask* masks_ = nullptr;  // masks in force while their coroutines park
+  std::uint32_t signals_seen_ = 0;   // tls_signals.any at the last deliver_signals()
+  int batch_left_ = 0;               // resumes and hand-overs left before the next poll
   bool in_run_ = false;
   bool unwinding_ = false;  // in the destructor: no hand-overs
 

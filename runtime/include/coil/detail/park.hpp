@@ -3,6 +3,8 @@
 // written against this and nothing else of the scheduler.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 
 #include "coil/time.hpp"
@@ -67,6 +69,28 @@ class InterruptibleWait {
   Interrupt saved_mode_ = Interrupt::kNever;
   std::uint32_t mark_;
   std::uint32_t saved_mark_ = 0;
+};
+
+// WaitSignalMask applies a ppoll, pselect or epoll_pwait signal mask to the
+// running coroutine's waits for its lifetime: while the coroutine is parked,
+// its scheduler waits in epoll_pwait2 with that mask (with several, it
+// blocks only what all of them block), so that a signal the mask unblocks is
+// delivered then, and ends the wait if an InterruptibleWait is active.
+// Outside coroutines, or with a null mask, it does nothing.
+class WaitSignalMask {
+ public:
+  explicit WaitSignalMask(const sigset_t* mask) noexcept;
+  ~WaitSignalMask();
+  WaitSignalMask(const WaitSignalMask&) = delete;
+  WaitSignalMask& operator=(const WaitSignalMask&) = delete;
+
+  const sigset_t* mask() const noexcept { return mask_; }
+  WaitSignalMask* next = nullptr;  // the scheduler's list of masks in force
+  WaitSignalMask* prev = nullptr;
+
+ private:
+  const sigset_t* mask_;
+  Coroutine* co_;
 };
 
 // note_signal() records that a signal handler ran on this thread, installed
