@@ -109,6 +109,20 @@ TEST(HookDiffPoll, PollTimeoutsAndWakeups) {
     c.val("revents", poll_names(hup.revents));
     c.join_peers();
     c.timed("poll on no fds sleeps", 90ms, 2s, [&] { return poll(nullptr, 0, 100); });
+    // events 0: only a hang-up or an error ends the wait, and data does not.
+    auto [s, t] = unix_pair(c, SOCK_STREAM);
+    c.peer([&] {
+      Ctx::pause(kPeerDelay);
+      if (write(t, "x", 1) != 1) ADD_FAILURE();
+      Ctx::pause(kPeerDelay);
+      if (close(t) != 0) ADD_FAILURE();
+    });
+    pollfd none{s, 0, 0};
+    c.timed("poll events 0 woken by the peer closing, not its data", 2 * kWaitedLo, 2s,
+            [&] { return poll(&none, 1, 3000); });
+    c.val("revents", poll_names(none.revents));
+    c.join_peers();
+    close(s);
     // A writer waiting for room in a full socket.
     auto [a, b] = unix_pair(c, SOCK_STREAM);
     c.check("filled", fill(a) > 0);

@@ -77,7 +77,10 @@ std::uint8_t poll_interest(short events) noexcept {
   std::uint8_t i = 0;
   if (events & (POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND | POLLRDHUP)) i |= detail::kReadable;
   if (events & (POLLOUT | POLLWRNORM | POLLWRBAND)) i |= detail::kWritable;
-  return i;
+  // poll(2) reports POLLERR and POLLHUP whatever was asked, and epoll does
+  // too: watching for input is enough to hear of them (data that comes
+  // first only costs another ask).
+  return i != 0 ? i : std::uint8_t{detail::kReadable};
 }
 
 constexpr timespec kZero{0, 0};
