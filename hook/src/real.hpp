@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
@@ -121,6 +122,7 @@ COIL_REAL_FN(gethostbyname)
 COIL_REAL_FN(gethostbyname2)
 COIL_REAL_FN(gethostbyname2_r)
 COIL_REAL_FN(sigaction)
+COIL_REAL_FN(flock)
 #undef COIL_REAL_FN
 #pragma GCC diagnostic pop
 }  // namespace real

@@ -1,0 +1,36 @@
+// Hooked flock(); fcntl's F_SETLKW and F_OFD_SETLKW are in fd_hooks.cpp.
+// Both wait with wait_for_lock() (lock_wait.hpp).
+#include <sys/file.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+
+#include "coil/detail/park.hpp"
+#include "io.hpp"
+#include "lock_wait.hpp"
+#include "real.hpp"
+
+namespace coil::hook {
+
+bool lock_pause(int n) {
+  auto pause = std::chrono::milliseconds(std::min(1 << std::min(n, 4), 10));
+  TimePoint until = detail::now() + pause;
+  detail::WakeReason why;
+  do {
+    why = detail::park(until);
+  } while (why == detail::WakeReason::kWoken);
+  if (why != detail::WakeReason::kInterrupted) return true;
+  errno = EINTR;
+  return false;
+}
+
+}  // namespace coil::hook
+
+using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
+
+COIL_HOOK int flock(int fd, int op) {
+  bool blocking = op == LOCK_SH || op == LOCK_EX;  // without LOCK_NB
+  if (!in_coroutine() || !blocking) return real::flock(fd, op);
+  return wait_for_lock([=] { return real::flock(fd, op | LOCK_NB); });
+}
