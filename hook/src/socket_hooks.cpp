@@ -24,24 +24,26 @@ FdState own_socket(int type) noexcept {
   return FdState{kind_of_type(type), (type & SOCK_NONBLOCK) != 0, true};
 }
 
-// finish_connect() waits for a non-blocking connect in progress, as the
-// blocking connect would: the result is SO_ERROR; on SO_SNDTIMEO the
-// kernel's blocking connect fails with EINPROGRESS, and so does this.
-int finish_connect(int fd, FdContext* c) {
+// finish_connect() waits for a connect in progress as the blocking
+// connect would, then completes it by calling connect() again, not by
+// reading SO_ERROR: the second call moves the kernel's socket to its final
+// state (SS_CONNECTED, or back to SS_UNCONNECTED with the error) exactly as
+// the blocking path does, so that a later connect() on the socket says
+// EISCONN, or retries the handshake, as it would in the kernel. While the
+// handshake is still in progress the kernel says EALREADY: wait on. On
+// SO_SNDTIMEO the call fails with `pending` (EINPROGRESS after the first
+// connect, EALREADY for a repeated one), as the kernel's does.
+int finish_connect(int fd, FdContext* c, const sockaddr* addr, socklen_t len, int pending) {
   Deadline deadline = Deadline::of(c, Dir::kOut);
-  if (in_coroutine()) detail::mark_not_ready(fd, detail::kWritable);
-  if (!wait_ready(fd, Dir::kOut, deadline)) {
-    if (errno == EAGAIN) errno = EINPROGRESS;
-    return -1;
+  for (;;) {
+    if (in_coroutine()) detail::mark_not_ready(fd, detail::kWritable);
+    if (!wait_ready(fd, Dir::kOut, deadline)) {
+      if (errno == EAGAIN) errno = pending;
+      return -1;
+    }
+    if (real::connect(fd, addr, len) == 0 || errno == EISCONN) return 0;
+    if (errno != EALREADY) return -1;
   }
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
-  if (err != 0) {
-    errno = err;
-    return -1;
-  }
-  return 0;
 }
 
 // retry_unix_connect() covers the one case where a non-blocking connect
@@ -59,7 +61,7 @@ int retry_unix_connect(int fd, FdContext* c, const sockaddr* addr, socklen_t len
     coil::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(64));
     if (real::connect(fd, addr, len) == 0) return 0;
-    if (errno == EINPROGRESS) return finish_connect(fd, c);
+    if (errno == EINPROGRESS) return finish_connect(fd, c, addr, len, EINPROGRESS);
     if (errno != EAGAIN) return -1;
   }
 }
@@ -144,11 +146,15 @@ COIL_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   // In a coroutine the socket must be non-blocking before the call.
   FdContext* c = in_coroutine() ? context_for_use(fd) : nullptr;
   int rc = real::connect(fd, addr, len);
-  if (rc == 0 || (errno != EINPROGRESS && errno != EAGAIN)) return rc;
+  if (rc == 0 || (errno != EINPROGRESS && errno != EALREADY && errno != EAGAIN)) return rc;
+  int pending = errno;
   if (!c) c = find_context(fd);
-  if (!c || !c->state().emulates_blocking()) return rc;
-  if (errno == EAGAIN) return retry_unix_connect(fd, c, addr, len);
-  return finish_connect(fd, c);
+  if (!c || !c->state().emulates_blocking()) {
+    errno = pending;
+    return rc;
+  }
+  if (pending == EAGAIN) return retry_unix_connect(fd, c, addr, len);
+  return finish_connect(fd, c, addr, len, pending);
 }
 
 COIL_HOOK int setsockopt(int fd, int level, int name, const void* value, socklen_t len) noexcept {

@@ -7,7 +7,9 @@
 // output(): one write-like call. On a stream socket or pipe it goes on until
 // everything is written, as the blocking call does, unless an error or the
 // SO_SNDTIMEO deadline stops it (then it returns the count written so far,
-// or -1 if none). Datagram and message fds get exactly one call.
+// or -1 if none). Datagram and message fds get exactly one call. Its first
+// attempt is always the syscall; only what follows an EAGAIN or a short
+// write waits for the next writable edge.
 #pragma once
 
 #include <sys/types.h>
@@ -88,6 +90,18 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
     }
     // Writing nothing returns at once, ready or not.
     if (!c || !c->state().emulates_blocking() || total == 0) return call(done);
+    // The first attempt ignores a remembered "not writable": TCP takes a
+    // small write into its last, partly filled packet long before epoll
+    // reports the socket writable again, and the kernel's blocking send
+    // returns at once there.
+    ssize_t n = call(done);
+    if (n < 0 && errno != EAGAIN) return n;
+    if (n >= 0 &&
+        (static_cast<std::size_t>(n) >= total || n == 0 || !c->state().drains_on_short_read())) {
+      return n;
+    }
+    if (n > 0) done = static_cast<std::size_t>(n);
+    detail::mark_not_ready(fd, detail::kWritable);
   }
   FdState s = c->state();
   Deadline deadline = Deadline::of(c, Dir::kOut);
