@@ -170,10 +170,14 @@ void note_new_fd(int fd, FdState state) noexcept {
 
 void note_dup_fd(int from, int to) noexcept {
   detail::fd_reopened(to);
-  FdContext* src = contexts.find(from);
-  FileState* f = src ? src->file() : nullptr;
+  // The copy shares the FileState even when nothing is known yet: the first
+  // use of either fd then classifies the description for both. Classified
+  // apart, the second would take the O_NONBLOCK coil set through the first
+  // for the user's.
+  FdContext* src = contexts.get(from);
+  FileState* f = src ? src->file_or_make() : nullptr;
   if (f) f->retain();
-  if (FdContext* dst = f ? contexts.get(to) : contexts.find(to)) {
+  if (FdContext* dst = contexts.get(to)) {
     dst->attach(f);
   } else if (f) {
     f->release();

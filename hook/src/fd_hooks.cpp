@@ -50,10 +50,6 @@ int set_fionbio(int fd, int* on) noexcept {
   return rc;
 }
 
-FdState own_pipe(int flags) noexcept {
-  return FdState{FdKind::kPipe, (flags & O_NONBLOCK) != 0, true};
-}
-
 bool takes_mode(int flags) noexcept {
   return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
 }
@@ -124,11 +120,16 @@ COIL_HOOK int dup3(int fd, int to, int flags) noexcept {
   return rc;
 }
 
+// Pipes are made as the user asks, and each end is made non-blocking only
+// when first used in a coroutine (context_for_use()): O_NONBLOCK belongs to
+// the open file description, which the end a program hands to a child
+// (posix_spawn, popen, fork and exec) or passes over SCM_RIGHTS shares, and
+// a child that is not under coil would see EAGAIN on its blocking reads.
 COIL_HOOK int pipe2(int fds[2], int flags) noexcept {
-  bool own = in_coroutine();
-  int rc = real::pipe2(fds, own ? flags | O_NONBLOCK : flags);
+  int rc = real::pipe2(fds, flags);
   if (rc != 0) return rc;
-  for (int i = 0; i < 2; ++i) own ? note_new_fd(fds[i], own_pipe(flags)) : note_unknown_fd(fds[i]);
+  note_unknown_fd(fds[0]);
+  note_unknown_fd(fds[1]);
   return rc;
 }
 

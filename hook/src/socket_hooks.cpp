@@ -117,19 +117,14 @@ COIL_HOOK int socket(int domain, int type, int protocol) noexcept {
   return fd;
 }
 
+// Like pipes (see pipe2() in fd_hooks.cpp), socket pairs are made as the
+// user asks and made non-blocking at first use in a coroutine: one end often
+// goes to a child process.
 COIL_HOOK int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
-  if (!in_coroutine()) {
-    int rc = real::socketpair(domain, type, protocol, fds);
-    if (rc == 0) {
-      note_unknown_fd(fds[0]);
-      note_unknown_fd(fds[1]);
-    }
-    return rc;
-  }
-  int rc = real::socketpair(domain, type | SOCK_NONBLOCK, protocol, fds);
+  int rc = real::socketpair(domain, type, protocol, fds);
   if (rc == 0) {
-    note_new_fd(fds[0], own_socket(type));
-    note_new_fd(fds[1], own_socket(type));
+    note_unknown_fd(fds[0]);
+    note_unknown_fd(fds[1]);
   }
   return rc;
 }
