@@ -48,5 +48,40 @@ TEST(HookLock, FlockWaitsForTheHolder) {
   });
 }
 
+// Open file description locks conflict between two opens in one process,
+// so the plain run can show the kernel's F_OFD_SETLKW waiting.
+TEST(HookLock, OfdSetlkwWaitsForTheHolder) {
+  expect_same([](Ctx& c) {
+    LockFile f;
+    struct flock whole {};
+    whole.l_type = F_WRLCK;
+    whole.l_whence = SEEK_SET;
+    c.ret("F_OFD_SETLK a", fcntl(f.a, F_OFD_SETLK, &whole));
+    struct flock other = whole;
+    c.timed("F_OFD_SETLK b while a holds it", kAtOnceLo, kAtOnceHi,
+            [&] { return fcntl(f.b, F_OFD_SETLK, &other); });
+    struct flock probe = whole;
+    c.ret("F_OFD_GETLK b", fcntl(f.b, F_OFD_GETLK, &probe));
+    c.val("it reports a write lock", probe.l_type == F_WRLCK ? "yes" : "no");
+    c.peer([&] {
+      Ctx::pause(kPeerDelay);
+      struct flock unlock = whole;
+      unlock.l_type = F_UNLCK;
+      if (fcntl(f.a, F_OFD_SETLK, &unlock) != 0) ADD_FAILURE();
+    });
+    c.timed("F_OFD_SETLKW b waits for a's unlock", kWaitedLo, kWaitedHi,
+            [&] { return fcntl(f.b, F_OFD_SETLKW, &other); });
+    c.join_peers();
+    struct flock bad = whole;
+    bad.l_whence = 42;
+    c.ret("F_OFD_SETLKW with a bad l_whence", fcntl(f.b, F_OFD_SETLKW, &bad));
+    struct flock unlock = whole;
+    unlock.l_type = F_UNLCK;
+    c.ret("F_OFD_SETLK b unlock", fcntl(f.b, F_OFD_SETLK, &unlock));
+    c.timed("F_SETLKW on a free file", kAtOnceLo, kAtOnceHi,
+            [&] { return fcntl(f.a, F_SETLKW, &whole); });
+  });
+}
+
 }  // namespace
 }  // namespace coil::test::hook

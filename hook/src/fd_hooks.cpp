@@ -10,6 +10,7 @@
 
 #include "coil/scheduler.hpp"
 #include "io.hpp"
+#include "lock_wait.hpp"
 #include "real.hpp"
 
 namespace coil::hook {
@@ -81,6 +82,12 @@ COIL_HOOK int fcntl(int fd, int cmd, ...) {
       int to = real::fcntl(fd, cmd, arg);
       if (to >= 0) note_dup_fd(fd, to);
       return to;
+    }
+    case F_SETLKW:
+    case F_OFD_SETLKW: {
+      if (!in_coroutine()) return real::fcntl(fd, cmd, arg);
+      int try_cmd = cmd == F_SETLKW ? F_SETLK : F_OFD_SETLK;
+      return wait_for_lock([=] { return real::fcntl(fd, try_cmd, arg); });
     }
     default:
       return real::fcntl(fd, cmd, arg);
