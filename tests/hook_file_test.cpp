@@ -1,12 +1,15 @@
 // Regular-file I/O from coroutines: RWF_NOWAIT inline or the file pool, with
 // the plain calls' results, file positions and errors.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,52 @@ TEST_F(HookFile, ReadsAndWritesMatchThePlainCalls) {
   unlink(path.c_str());
   EXPECT_EQ(plain, hooked);
   EXPECT_EQ(plain.at(1), 1 << 20);
+}
+
+// pool_threads() counts coil's file pool threads ("coil-files").
+int pool_threads() {
+  int n = 0;
+  if (DIR* dir = opendir("/proc/self/task")) {
+    while (dirent* d = readdir(dir)) {
+      std::string name;
+      std::getline(std::ifstream(std::string("/proc/self/task/") + d->d_name + "/comm"), name);
+      n += name == "coil-files";
+    }
+    closedir(dir);
+  }
+  return n;
+}
+
+// Procfs refuses RWF_NOWAIT but serves from memory: after the first refusal
+// its reads run inline, never on the file pool. Checked in a child process,
+// whose pools start empty (they are reset at fork).
+TEST(HookFileRoute, PseudoFilesystemsAreReadInline) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int status = 0;
+    {
+      Scheduler s;
+      s.spawn([&] {
+        for (int i = 0; i < 3; ++i) {
+          int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+          char buf[4096];
+          ssize_t n = read(fd, buf, sizeof buf);
+          ssize_t m = read(fd, buf, sizeof buf);  // the rest, or 0 at the end
+          if (fd < 0 || n <= 0 || m < 0 || std::string(buf, 5) != "Name:") status |= 1;
+          close(fd);
+        }
+      });
+      s.run();
+    }
+    if (pool_threads() != 0) status |= 2;
+    _exit(status);
+  }
+  int status = -1;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status) & 1, 0) << "the reads failed";
+  EXPECT_EQ(WEXITSTATUS(status) & 2, 0) << "procfs reads went to the file pool";
 }
 
 }  // namespace

@@ -123,6 +123,7 @@ FileState* FileState::make(FdState s) noexcept {
   f->set_state(s);
   f->recv_ns_.store(0, std::memory_order_relaxed);
   f->send_ns_.store(0, std::memory_order_relaxed);
+  f->route_.store(FileRoute::kTryNowait, std::memory_order_relaxed);
   f->refs_.store(1, std::memory_order_release);
   return f;
 }

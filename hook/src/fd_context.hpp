@@ -48,6 +48,14 @@ struct FdState {
   }
 };
 
+// FileRoute is how reads and writes of a regular file go in
+// COIL_FILE_IO=auto, learnt from the first RWF_NOWAIT refusal (file_io.cpp).
+enum class FileRoute : std::uint8_t {
+  kTryNowait,  // RWF_NOWAIT inline, the pool on a page-cache miss
+  kInline,     // a pseudo filesystem (procfs, sysfs...): served from memory
+  kPool,       // a filesystem that refuses RWF_NOWAIT and may block: the pool
+};
+
 // FileState is what coil knows of one open file description: the kernel
 // object that dup(), dup2() and F_DUPFD share between fds. O_NONBLOCK and a
 // socket's timeouts belong to it, not to an fd: set O_NONBLOCK through one
@@ -63,6 +71,9 @@ class FileState {
   std::int64_t send_timeout() const noexcept { return send_ns_.load(std::memory_order_relaxed); }
   void set_recv_timeout(std::int64_t ns) noexcept { recv_ns_.store(ns, std::memory_order_relaxed); }
   void set_send_timeout(std::int64_t ns) noexcept { send_ns_.store(ns, std::memory_order_relaxed); }
+
+  FileRoute file_route() const noexcept { return route_.load(std::memory_order_relaxed); }
+  void set_file_route(FileRoute r) noexcept { route_.store(r, std::memory_order_relaxed); }
 
   // make() returns a new FileState with one reference; retain() and
   // release() count the fds that share it. Released states are recycled,
@@ -83,6 +94,7 @@ class FileState {
   std::atomic<std::int64_t> recv_ns_{0};
   std::atomic<std::int64_t> send_ns_{0};
   std::atomic<int> refs_{0};
+  std::atomic<FileRoute> route_{FileRoute::kTryNowait};
   FileState* next_free_ = nullptr;
 };
 
