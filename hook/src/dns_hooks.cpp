@@ -95,3 +95,8 @@ COIL_HOOK hostent* gethostbyname(const char* name) {
   if (!in_coroutine()) return real::gethostbyname(name);
   return host_by_name(name, AF_INET);
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char dns = 0;
+}  // namespace coil::hook::anchor

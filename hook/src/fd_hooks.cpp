@@ -197,3 +197,8 @@ COIL_HOOK int fcntl64(int fd, int cmd, ...) {
   va_end(ap);
   return fcntl(fd, cmd, arg);
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char fd = 0;
+}  // namespace coil::hook::anchor

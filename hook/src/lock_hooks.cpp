@@ -34,3 +34,8 @@ COIL_HOOK int flock(int fd, int op) {
   if (!in_coroutine() || !blocking) return real::flock(fd, op);
   return wait_for_lock([=] { return real::flock(fd, op | LOCK_NB); });
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char lock = 0;
+}  // namespace coil::hook::anchor

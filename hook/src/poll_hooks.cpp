@@ -252,3 +252,8 @@ COIL_HOOK int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const 
   if (fdslen / sizeof(*fds) < n) __chk_fail();
   return ppoll(fds, n, timeout, mask);
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char poll = 0;
+}  // namespace coil::hook::anchor

@@ -285,3 +285,8 @@ COIL_HOOK int fdatasync(int fd) {
   if (in_file(fd)) return file_sync(fd, true);
   return real::fdatasync(fd);
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char rw = 0;
+}  // namespace coil::hook::anchor

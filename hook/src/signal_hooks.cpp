@@ -164,3 +164,8 @@ COIL_HOOK int siginterrupt(int sig, int flag) noexcept {
   }
   return ::sigaction(sig, &act, nullptr);
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char signal = 0;
+}  // namespace coil::hook::anchor

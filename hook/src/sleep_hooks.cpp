@@ -116,3 +116,8 @@ COIL_HOOK int sched_yield() noexcept {
   coil::yield();
   return 0;
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char sleep = 0;
+}  // namespace coil::hook::anchor

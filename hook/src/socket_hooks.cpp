@@ -166,3 +166,8 @@ COIL_HOOK int setsockopt(int fd, int level, int name, const void* value, socklen
   }
   return rc;
 }
+
+// Linked in with every scheduler (link_all.cpp).
+namespace coil::hook::anchor {
+extern const char socket = 0;
+}  // namespace coil::hook::anchor

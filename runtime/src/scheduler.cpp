@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "link_all.hpp"
 #include "overflow_guard.hpp"
 #include "sanitizer.hpp"
 #include "scheduler_impl.hpp"
@@ -36,6 +37,7 @@ SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
   GuardMode ignored;
   (void)guard_mode_from_env(&ignored);  // reject a malformed COIL_STACK_GUARD early
   install_overflow_guard();
+  (void)hook::link_all_hooks();  // a static link must take every hook (link_all.cpp)
 }
 
 SchedulerImpl::~SchedulerImpl() { unwind_all(); }
