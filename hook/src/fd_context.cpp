@@ -16,10 +16,6 @@
 namespace coil::hook {
 namespace {
 
-constinit detail::ChunkedTable<FdContext> contexts;
-
-constexpr std::uint32_t kUserNonblockBit = 1u << 8;
-constexpr std::uint32_t kSysNonblockBit = 1u << 9;
 
 // kind_of() classifies an open fd by its inode type.
 FdKind kind_of(int fd, const struct stat& st) noexcept {
@@ -79,18 +75,7 @@ FdState classify(int fd) noexcept {
 
 }  // namespace
 
-std::uint32_t FileState::pack(FdState s) noexcept {
-  return static_cast<std::uint32_t>(s.kind) | (s.user_nonblock ? kUserNonblockBit : 0) |
-         (s.sys_nonblock ? kSysNonblockBit : 0);
-}
-
-FdState FileState::unpack(std::uint32_t bits) noexcept {
-  FdState s;
-  s.kind = static_cast<FdKind>(bits & 0xff);
-  s.user_nonblock = (bits & kUserNonblockBit) != 0;
-  s.sys_nonblock = (bits & kSysNonblockBit) != 0;
-  return s;
-}
+constinit detail::ChunkedTable<FdContext> fd_contexts;
 
 void FileState::set_user_nonblock(bool on) noexcept {
   std::uint32_t bits = bits_.load(std::memory_order_relaxed);
@@ -151,12 +136,10 @@ void FdContext::attach(FileState* f) noexcept {
   if (FileState* old = file_.exchange(f, std::memory_order_acq_rel)) old->release();
 }
 
-FdContext* find_context(int fd) noexcept { return contexts.find(fd); }
+FdContext* context_slot(int fd) noexcept { return fd_contexts.get(fd); }
 
-FdContext* context_slot(int fd) noexcept { return contexts.get(fd); }
-
-FdContext* context_for_use(int fd) noexcept {
-  FdContext* c = contexts.get(fd);
+FdContext* context_first_use(int fd) noexcept {
+  FdContext* c = fd_contexts.get(fd);
   if (c && c->state().kind == FdKind::kUnknown) {
     // Timeouts set before the first use stay: keep the FileState.
     if (FileState* f = c->file_or_make()) f->set_state(classify(fd));
@@ -166,7 +149,7 @@ FdContext* context_for_use(int fd) noexcept {
 
 void note_new_fd(int fd, FdState state) noexcept {
   detail::fd_reopened(fd);
-  if (FdContext* c = contexts.get(fd)) c->attach(FileState::make(state));
+  if (FdContext* c = fd_contexts.get(fd)) c->attach(FileState::make(state));
 }
 
 void note_dup_fd(int from, int to) noexcept {
@@ -175,10 +158,10 @@ void note_dup_fd(int from, int to) noexcept {
   // use of either fd then classifies the description for both. Classified
   // apart, the second would take the O_NONBLOCK coil set through the first
   // for the user's.
-  FdContext* src = contexts.get(from);
+  FdContext* src = fd_contexts.get(from);
   FileState* f = src ? src->file_or_make() : nullptr;
   if (f) f->retain();
-  if (FdContext* dst = contexts.get(to)) {
+  if (FdContext* dst = fd_contexts.get(to)) {
     dst->attach(f);
   } else if (f) {
     f->release();
@@ -187,7 +170,7 @@ void note_dup_fd(int from, int to) noexcept {
 
 void note_unknown_fd(int fd) noexcept {
   detail::fd_reopened(fd);
-  if (FdContext* c = contexts.find(fd)) c->attach(nullptr);
+  if (FdContext* c = fd_contexts.find(fd)) c->attach(nullptr);
 }
 
 void note_closed_fd(int fd) noexcept {

@@ -87,8 +87,21 @@ class FileState {
   static void unlock_after_fork() noexcept;
 
  private:
-  static std::uint32_t pack(FdState s) noexcept;
-  static FdState unpack(std::uint32_t bits) noexcept;
+  static constexpr std::uint32_t kUserNonblockBit = 1u << 8;
+  static constexpr std::uint32_t kSysNonblockBit = 1u << 9;
+
+  // pack() and unpack() are inline: every hooked call reads the state.
+  static std::uint32_t pack(FdState s) noexcept {
+    return static_cast<std::uint32_t>(s.kind) | (s.user_nonblock ? kUserNonblockBit : 0) |
+           (s.sys_nonblock ? kSysNonblockBit : 0);
+  }
+  static FdState unpack(std::uint32_t bits) noexcept {
+    FdState s;
+    s.kind = static_cast<FdKind>(bits & 0xff);
+    s.user_nonblock = (bits & kUserNonblockBit) != 0;
+    s.sys_nonblock = (bits & kSysNonblockBit) != 0;
+    return s;
+  }
 
   std::atomic<std::uint32_t> bits_{0};
   std::atomic<std::int64_t> recv_ns_{0};
@@ -127,8 +140,12 @@ class FdContext {
   std::atomic<FileState*> file_{nullptr};
 };
 
+// fd_contexts is the process-wide table behind find_context() and
+// context_for_use(), whose fast paths are inline: every hooked call makes one.
+extern detail::ChunkedTable<FdContext> fd_contexts;
+
 // find_context() returns fd's context, or nullptr if none was ever made.
-FdContext* find_context(int fd) noexcept;
+inline FdContext* find_context(int fd) noexcept { return fd_contexts.find(fd); }
 
 // context_slot() returns fd's context, making it (unclassified) if needed;
 // nullptr for an fd out of the table's range.
@@ -139,6 +156,15 @@ FdContext* context_slot(int fd) noexcept;
 // sockets, pipes and pollable fds it may own). nullptr for an fd out of the
 // table's range. A classified kNone entry means "not an open fd".
 FdContext* context_for_use(int fd) noexcept;
+
+// context_first_use() is context_for_use()'s slow path: an fd not yet
+// classified, or without a context.
+FdContext* context_first_use(int fd) noexcept;
+
+inline FdContext* context_for_use(int fd) noexcept {
+  FdContext* c = fd_contexts.find(fd);
+  return c && c->state().kind != FdKind::kUnknown ? c : context_first_use(fd);
+}
 
 // note_new_fd() records a fd the hooks just created (socket, accept, pipe,
 // eventfd...) and tells the runtime its number was reused.

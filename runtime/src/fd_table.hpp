@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "chunked_table.hpp"
 #include "coil/detail/fd_wait.hpp"
 
 namespace coil::detail {
@@ -38,6 +39,10 @@ struct FdEntry {
 // never). An entry registered under another generation is stale: its open
 // file was closed behind this scheduler's back.
 std::uint32_t fd_generation(int fd) noexcept;
+
+// fd_generations holds the counts behind fd_generation(), for inline readers
+// (Poller::prepare()); its chunk exists once a scheduler registered the fd.
+extern ChunkedTable<std::atomic<std::uint32_t>> fd_generations;
 
 class FdTable {
  public:

@@ -17,7 +17,7 @@
 
 namespace coil::detail {
 
-thread_local SignalCounts tls_signals __attribute__((tls_model("initial-exec")));
+constinit thread_local SignalCounts tls_signals __attribute__((tls_model("initial-exec")));
 
 namespace {
 

@@ -25,23 +25,23 @@ std::uint8_t readiness(std::uint32_t events) noexcept {
   return ready;
 }
 
-constinit ChunkedTable<std::atomic<std::uint32_t>> generations;
-
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
 }  // namespace
 
+constinit ChunkedTable<std::atomic<std::uint32_t>> fd_generations;
+
 std::uint32_t fd_generation(int fd) noexcept {
-  const std::atomic<std::uint32_t>* g = generations.find(fd);
+  const std::atomic<std::uint32_t>* g = fd_generations.find(fd);
   return g ? g->load(std::memory_order_acquire) : 0;
 }
 
 void fd_reopened(int fd) noexcept {
   // Only a scheduler that registered fd can hold a stale entry, and
   // registering made the chunk: no chunk, nothing to invalidate.
-  if (std::atomic<std::uint32_t>* g = generations.find(fd)) {
+  if (std::atomic<std::uint32_t>* g = fd_generations.find(fd)) {
     g->fetch_add(1, std::memory_order_acq_rel);
   }
 }
@@ -73,19 +73,18 @@ Poller::~Poller() {
   sys::close(epfd_);
 }
 
-FdEntry* Poller::prepare(int fd) {
+// register_fd() is prepare()'s slow path: an fd not yet (or no longer)
+// registered under its current generation.
+FdEntry* Poller::register_fd(int fd) {
   FdEntry* e = fds_.get(fd);
   if (!e) {
     errno = EBADF;
     return nullptr;
   }
-  const std::atomic<std::uint32_t>* counter = generations.find(fd);
-  if (e->registered && counter && e->generation == counter->load(std::memory_order_acquire)) {
-    return e;
-  }
+  const std::atomic<std::uint32_t>* counter = fd_generations.find(fd);
   // Make the generation's counter exist before reading it, so that a
   // close on another thread from now on is seen.
-  if (!counter && !(counter = generations.get(fd))) {
+  if (!counter && !(counter = fd_generations.get(fd))) {
     errno = ENOMEM;
     return nullptr;
   }

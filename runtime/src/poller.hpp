@@ -13,6 +13,7 @@
 #include <boost/intrusive/set.hpp>
 #include <cstdint>
 
+#include "chunked_table.hpp"
 #include "fd_table.hpp"
 
 namespace coil::detail {
@@ -63,8 +64,17 @@ class Poller {
 
   // prepare() returns the entry for fd, registering fd with epoll on first
   // use. On failure returns nullptr with errno set (EBADF, ENOMEM, EPERM for
-  // fds epoll cannot watch, such as regular files).
-  FdEntry* prepare(int fd);
+  // fds epoll cannot watch, such as regular files). Inline: a hooked read and
+  // write call it three times per echoed message, nearly always for an fd
+  // registered under its current generation.
+  FdEntry* prepare(int fd) {
+    FdEntry* e = fds_.find(fd);
+    if (e && e->registered) {
+      const std::atomic<std::uint32_t>* counter = fd_generations.find(fd);
+      if (counter && e->generation == counter->load(std::memory_order_acquire)) return e;
+    }
+    return register_fd(fd);
+  }
 
   FdTable& fds() noexcept { return fds_; }
   // notify_fd() is the eventfd notify() writes; a signal handler may write
@@ -87,6 +97,7 @@ class Poller {
   void notify() noexcept;
 
  private:
+  FdEntry* register_fd(int fd);
   void dispatch(const epoll_event& ev) noexcept;
   void wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept;
   void wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept;

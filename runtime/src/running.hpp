@@ -12,7 +12,9 @@ namespace coil::detail {
 
 class Coroutine;
 
-extern thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec")));
+// constinit tells every reader that there is no dynamic initialisation: without
+// it, each access from another file first checks for a TLS init function.
+extern constinit thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec")));
 
 // SignalCounts: how many signal handlers have run on this thread (through
 // the hook layer's trampoline), all of them and those installed without
@@ -29,6 +31,7 @@ struct SignalCounts {
   }
 };
 
-extern thread_local SignalCounts tls_signals __attribute__((tls_model("initial-exec")));
+extern constinit thread_local SignalCounts tls_signals
+    __attribute__((tls_model("initial-exec")));
 
 }  // namespace coil::detail

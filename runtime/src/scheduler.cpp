@@ -15,7 +15,7 @@
 
 namespace coil::detail {
 
-thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
