@@ -16,7 +16,6 @@
 namespace coil::hook {
 namespace {
 
-
 // kind_of() classifies an open fd by its inode type.
 FdKind kind_of(int fd, const struct stat& st) noexcept {
   mode_t format = st.st_mode & S_IFMT;

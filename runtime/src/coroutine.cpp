@@ -72,6 +72,7 @@ Coroutine* SchedulerImpl::create(const SpawnOptions& opts, std::size_t body_size
   auto* co = ::new (co_mem) Coroutine;
   co->scheduler = this;
   co->stack = stack;
+  co->canary = stack.guard == GuardMode::kCanary;
   co->id = next_coroutine_id.fetch_add(1, std::memory_order_relaxed);
   std::size_t n = std::min(opts.name.size(), Coroutine::kNameSize - 1);
   if (n) std::memcpy(co->name, opts.name.data(), n);

@@ -33,30 +33,31 @@ using AllHook = boost::intrusive::list_member_hook<>;
 
 // Why aligned and in this order: with a thousand connections each message
 // wakes and resumes a coroutine whose control block has left the cache since
-// its last turn, so every line of it that the wake-up and the switch touch
-// is a miss. The fields of that path come first and fill three lines: the
-// registers; the queue hooks, the state bytes and the scheduler (all that a
-// wake-up reads); the interrupt mark and the stack (its guard mode is checked
-// at every switch). Left unaligned, in declaration order, they were spread
-// over five lines.
+// its last turn, so every line of it that the wake-up, the switch and a
+// hooked call's wait touch is a miss. Those fields come first and fill two
+// lines: the registers, then the queue hooks, the state, the interrupt mark
+// and the scheduler. The flags are bits, and the stack's guard mode has a
+// copy among them (canary), to make that fit. Left unaligned, in
+// declaration order, these fields were spread over five lines.
 class alignas(64) Coroutine {
  public:
   static constexpr std::size_t kNameSize = 32;
 
   // Line 0 and the start of line 1.
   Context context;
-  // Line 1: what wake() and the ready queue touch.
+  // Line 1.
   ReadyHook ready_hook;
   SleepHook sleep_hook;
   CoState state = CoState::kReady;
   WakeReason wake_reason = WakeReason::kWoken;
   Interrupt interrupt = Interrupt::kNever;  // set by an InterruptibleWait
-  bool started = false;                     // has run at least once
-  bool cancelled = false;                   // the scheduler is unwinding it
-  bool detached = false;
-  SchedulerImpl* scheduler = nullptr;
-  // Line 2.
+  bool started : 1 = false;                 // has run at least once
+  bool cancelled : 1 = false;               // the scheduler is unwinding it
+  bool detached : 1 = false;
+  bool canary : 1 = false;        // stack.guard == GuardMode::kCanary
   std::uint32_t signal_mark = 0;  // signal count when that wait began
+  SchedulerImpl* scheduler = nullptr;
+  // Cold: spawn, join, exit and diagnostics.
   Stack stack;
   // Cold: spawn, join, exit and diagnostics.
   AllHook all_hook;
@@ -75,15 +76,13 @@ class alignas(64) Coroutine {
 
   // canary_intact() checks the overflow canary of an unguarded stack.
   bool canary_intact() const noexcept {
-    return stack.guard != GuardMode::kCanary ||
-           *reinterpret_cast<const std::uint64_t*>(stack.lo) == kStackCanary;
+    return !canary || *reinterpret_cast<const std::uint64_t*>(stack.lo) == kStackCanary;
   }
 };
 
-static_assert(offsetof(Coroutine, scheduler) + sizeof(SchedulerImpl*) <= 128 &&
-                  offsetof(Coroutine, stack) + sizeof(Stack) <= 192,
-              "Coroutine: the fields of the wake-up and switch path must stay in its first three "
-              "cache lines");
+static_assert(offsetof(Coroutine, scheduler) + sizeof(SchedulerImpl*) <= 128,
+              "Coroutine: the fields of the wake-up, switch and wait path must stay in its first "
+              "two cache lines");
 
 // ForcedUnwind is thrown out of park() when a Scheduler is destroyed with the
 // coroutine still suspended, so that the coroutine's destructors run.

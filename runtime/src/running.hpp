@@ -31,7 +31,6 @@ struct SignalCounts {
   }
 };
 
-extern constinit thread_local SignalCounts tls_signals
-    __attribute__((tls_model("initial-exec")));
+extern constinit thread_local SignalCounts tls_signals __attribute__((tls_model("initial-exec")));
 
 }  // namespace coil::detail
