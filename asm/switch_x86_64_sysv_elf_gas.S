@@ -14,7 +14,8 @@
  */
 #include "context_x86_64.h"
 
-        .text
+        /* .text.hot: beside the C++ functions of the per-message path (runtime/src/hot.hpp) */
+        .section .text.hot,"ax",@progbits
 
 /* void coil_switch_context(struct coil_context* from (rdi), const struct coil_context* to (rsi)) */
         .globl  coil_switch_context

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "coil/detail/park.hpp"
+#include "hot.hpp"
 #include "real.hpp"
 
 namespace coil::hook {
@@ -61,7 +62,7 @@ bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
 
 }  // namespace
 
-bool wait_ready(int fd, Dir dir, Deadline& deadline) {
+COIL_HOT bool wait_ready(int fd, Dir dir, Deadline& deadline) {
   if (!in_coroutine()) return wait_in_poll(fd, dir, deadline);
   detail::InterruptibleWait scope(interrupt_mode(deadline));
   switch (detail::wait_for_fd(fd, interest(dir), deadline.at())) {

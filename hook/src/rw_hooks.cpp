@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "file_io.hpp"
+#include "hot.hpp"
 #include "iov_cursor.hpp"
 #include "real.hpp"
 #include "transfer.hpp"
@@ -115,7 +116,7 @@ using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
 
 // A read of nothing returns 0 at once from sockets and pipes alike (unlike
 // recv, which waits), so it needs no hook.
-COIL_HOOK ssize_t read(int fd, void* buf, size_t n) {
+COIL_HOOK COIL_HOT ssize_t read(int fd, void* buf, size_t n) {
   if (n == 0) return real::read(fd, buf, n);
   return input(
       fd, n, false, [=] { return real::read(fd, buf, n); },
@@ -141,7 +142,7 @@ COIL_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t offset) {
   return real::pread(fd, buf, n, offset);
 }
 
-COIL_HOOK ssize_t write(int fd, const void* buf, size_t n) {
+COIL_HOOK COIL_HOT ssize_t write(int fd, const void* buf, size_t n) {
   const char* p = static_cast<const char*>(buf);
   return output(
       fd, n,

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "hot.hpp"
 #include "scheduler_impl.hpp"
 
 namespace coil {
@@ -139,14 +140,14 @@ Coroutine* current_coroutine() noexcept { return tls_running; }
 
 WakeReason park(TimePoint deadline) { return tls_running->scheduler->park(deadline); }
 
-bool wake(Coroutine* co) noexcept { return co->scheduler->wake(co); }
+COIL_HOT bool wake(Coroutine* co) noexcept { return co->scheduler->wake(co); }
 
 TimePoint now() noexcept {
   detail::SchedulerImpl* s = running_scheduler();
   return s ? s->now() : SteadyClock::instance().now();
 }
 
-WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline) {
+COIL_HOT WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline) {
   return tls_running->scheduler->wait_fd_edge(fd, interest, deadline);
 }
 
@@ -154,7 +155,7 @@ WaitResult wait_for_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadl
   return tls_running->scheduler->wait_any_fd(fds, n, deadline);
 }
 
-void mark_not_ready(int fd, std::uint8_t interest) noexcept {
+COIL_HOT void mark_not_ready(int fd, std::uint8_t interest) noexcept {
   tls_running->scheduler->mark_not_ready(fd, interest);
 }
 

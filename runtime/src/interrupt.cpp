@@ -11,6 +11,7 @@
 // system call does not interrupt that call.
 #include "coil/detail/park.hpp"
 #include "coroutine.hpp"
+#include "hot.hpp"
 #include "running.hpp"
 #include "scheduler_impl.hpp"
 #include "sys.hpp"
@@ -39,7 +40,7 @@ void note_signal(bool restart) noexcept {
   }
 }
 
-InterruptibleWait::InterruptibleWait(Interrupt mode) noexcept
+COIL_HOT InterruptibleWait::InterruptibleWait(Interrupt mode) noexcept
     : co_(tls_running), mode_(mode), mark_(tls_signals.of(only_no_restart(mode))) {
   if (co_) {
     saved_mode_ = co_->interrupt;
@@ -49,7 +50,7 @@ InterruptibleWait::InterruptibleWait(Interrupt mode) noexcept
   }
 }
 
-InterruptibleWait::~InterruptibleWait() {
+COIL_HOT InterruptibleWait::~InterruptibleWait() {
   if (co_) {
     co_->interrupt = saved_mode_;
     co_->signal_mark = saved_mark_;

@@ -8,6 +8,7 @@
 
 #include "chunked_table.hpp"
 #include "coil/detail/park.hpp"
+#include "hot.hpp"
 #include "sys.hpp"
 
 namespace coil::detail {
@@ -109,7 +110,7 @@ FdEntry* Poller::register_fd(int fd) {
   return e;
 }
 
-void Poller::add(WaitNode& node) noexcept {
+COIL_HOT void Poller::add(WaitNode& node) noexcept {
   FdEntry* e = fds_.find(node.fd);
   if (e) {
     WaitNode** slot = node.interest == kReadable   ? &e->reader
@@ -126,7 +127,7 @@ void Poller::add(WaitNode& node) noexcept {
   tree_.insert(node);
 }
 
-void Poller::remove(WaitNode& node) noexcept {
+COIL_HOT void Poller::remove(WaitNode& node) noexcept {
   FdEntry* e;
   if (node.in_slot) {
     if ((e = fds_.find(node.fd))) {
@@ -142,7 +143,7 @@ void Poller::remove(WaitNode& node) noexcept {
   if ((e = fds_.find(node.fd))) --e->waiters;
 }
 
-void Poller::wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept {
+COIL_HOT void Poller::wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept {
   WaitNode* node = slot;
   slot = nullptr;
   node->in_slot = false;
@@ -151,7 +152,7 @@ void Poller::wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept {
   wake(node->co);
 }
 
-void Poller::wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept {
+COIL_HOT void Poller::wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept {
   bool gone = ready == WaitNode::kGone;
   if (e.reader && (gone || (ready & kReadable)))
     wake_slot(e.reader, gone ? ready : std::uint8_t{kReadable});
@@ -173,7 +174,7 @@ void Poller::wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept {
   }
 }
 
-void Poller::dispatch(const epoll_event& ev) noexcept {
+COIL_HOT void Poller::dispatch(const epoll_event& ev) noexcept {
   FdEntry* e = fds_.find(ev.data.fd);
   if (!e || !e->registered) return;
   std::uint8_t ready = readiness(ev.events);
@@ -205,7 +206,7 @@ int Poller::wait(epoll_event* events, int max, const timespec* timeout, const si
   return ::epoll_pwait(epfd_, events, max, ms, mask);
 }
 
-bool Poller::poll(const timespec* timeout, const sigset_t* mask) {
+COIL_HOT bool Poller::poll(const timespec* timeout, const sigset_t* mask) {
   epoll_event events[kMaxEvents];
   int n = wait(events, kMaxEvents, timeout, mask);
   if (n < 0) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "hot.hpp"
 #include "link_all.hpp"
 #include "overflow_guard.hpp"
 #include "sanitizer.hpp"
@@ -47,7 +48,7 @@ void SchedulerImpl::make_ready(Coroutine* co) noexcept {
   ready_.push_back(*co);
 }
 
-bool SchedulerImpl::wake(Coroutine* co) noexcept {
+COIL_HOT bool SchedulerImpl::wake(Coroutine* co) noexcept {
   if (co->state != CoState::kParked) return false;
   if (co->sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(*co));
   co->wake_reason = WakeReason::kWoken;
@@ -102,7 +103,7 @@ inline void SchedulerImpl::suspend(Coroutine* co) {
   if (co->cancelled) throw ForcedUnwind{};
 }
 
-WakeReason SchedulerImpl::park(TimePoint deadline) {
+COIL_HOT WakeReason SchedulerImpl::park(TimePoint deadline) {
   Coroutine* co = running_;
   if (co->cancelled) throw ForcedUnwind{};
   if (deadline != kNoDeadline) {
@@ -164,7 +165,7 @@ FdEntry* SchedulerImpl::prepare_fd(int fd, WaitResult* early) {
   return e;
 }
 
-WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline) {
+COIL_HOT WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline) {
   WaitResult early;
   FdEntry* e = prepare_fd(fd, &early);
   if (!e) return early;
@@ -214,7 +215,7 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
   return wait_fd_edge(fd, interest, deadline);
 }
 
-void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexcept {
+COIL_HOT void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexcept {
   // Registering first makes the mark stick: a fresh registration assumes
   // ready, and epoll reports the current state of a newly added fd anyway.
   if (FdEntry* e = poller_.prepare(fd))
@@ -275,7 +276,7 @@ void SchedulerImpl::fire_timers(TimePoint now) noexcept {
   }
 }
 
-void SchedulerImpl::run_ready_batch() {
+COIL_HOT void SchedulerImpl::run_ready_batch() {
   // Hand-overs between coroutines (suspend()) spend the same budget.
   batch_left_ = kResumesPerPoll;
   while (batch_left_ > 0 && !ready_.empty()) {
@@ -288,7 +289,7 @@ void SchedulerImpl::run_ready_batch() {
 
 // poll_and_fire() looks at epoll and the timers once. busy: there are
 // runnable coroutines, so it must not block. Returns true if posts arrived.
-bool SchedulerImpl::poll_and_fire(bool busy) {
+COIL_HOT bool SchedulerImpl::poll_and_fire(bool busy) {
   bool posted = false;
   if (!busy || poller_.waiter_count() != 0 || has_posted_.load(std::memory_order_relaxed)) {
     timespec ts{};
@@ -363,7 +364,7 @@ class SchedulerImpl::RunScope {
   int saved_wake_fd_ = -1;
 };
 
-bool SchedulerImpl::step(bool may_block) {
+COIL_HOT bool SchedulerImpl::step(bool may_block) {
   if (posts_pending()) run_posted();
   run_ready_batch();
   // Deadlines that passed while coroutines ran (or a manual clock that was
