@@ -64,8 +64,7 @@ bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
 
 COIL_HOT bool wait_ready(int fd, Dir dir, Deadline& deadline) {
   if (!in_coroutine()) return wait_in_poll(fd, dir, deadline);
-  detail::InterruptibleWait scope(interrupt_mode(deadline));
-  switch (detail::wait_for_fd(fd, interest(dir), deadline.at())) {
+  switch (detail::wait_for_fd(fd, interest(dir), deadline.at(), interrupt_mode(deadline))) {
     case WaitResult::kReady:
       return true;
     case WaitResult::kTimeout:

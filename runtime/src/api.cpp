@@ -147,8 +147,8 @@ TimePoint now() noexcept {
   return s ? s->now() : SteadyClock::instance().now();
 }
 
-COIL_HOT WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline) {
-  return tls_running->scheduler->wait_fd_edge(fd, interest, deadline);
+COIL_HOT WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline, Interrupt mode) {
+  return tls_running->scheduler->wait_fd_edge(fd, interest, deadline, mode);
 }
 
 WaitResult wait_for_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline) {

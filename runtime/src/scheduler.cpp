@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "hot.hpp"
@@ -165,11 +166,14 @@ FdEntry* SchedulerImpl::prepare_fd(int fd, WaitResult* early) {
   return e;
 }
 
-COIL_HOT WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline) {
+COIL_HOT WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline,
+                                                Interrupt mode) {
   WaitResult early;
   FdEntry* e = prepare_fd(fd, &early);
   if (!e) return early;
   if (e->ready & interest) return WaitResult::kReady;
+  std::optional<InterruptibleWait> interruptible;
+  if (mode != Interrupt::kNever) interruptible.emplace(mode);
   WaitNode node;
   node.fd = fd;
   node.interest = interest;

@@ -88,7 +88,8 @@ class SchedulerImpl {
   // wait_fd() is the level-triggered wait behind wait_readable/writable;
   // wait_fd_edge() and mark_not_ready() are the hook layer's (fd_wait.hpp).
   WaitResult wait_fd(int fd, std::uint8_t interest, TimePoint deadline);
-  WaitResult wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline);
+  WaitResult wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline,
+                          Interrupt mode = Interrupt::kNever);
   void mark_not_ready(int fd, std::uint8_t interest) noexcept;
   WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
   void forget_fd(int fd) noexcept { poller_.forget(fd); }

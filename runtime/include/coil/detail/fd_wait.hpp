@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "coil/detail/park.hpp"
 #include "coil/scheduler.hpp"
 #include "coil/time.hpp"
 
@@ -38,7 +39,10 @@ struct FdInterest {
 // assumed ready). kError sets errno: EBADF for a bad fd or one forgotten
 // while waiting. fds epoll cannot watch (regular files) are always kReady.
 // Registers fd with epoll on its first use. Precondition: inside a coroutine.
-WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline);
+// mode makes the wait interruptible (see InterruptibleWait) only if it
+// parks: an fd already ready costs nothing more.
+WaitResult wait_for_fd(int fd, std::uint8_t interest, TimePoint deadline,
+                       Interrupt mode = Interrupt::kNever);
 
 // wait_for_any_fd() parks until one of fds[0, n) has seen a readiness edge
 // for its interest since its last mark_not_ready(), or the deadline passes.
