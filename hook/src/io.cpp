@@ -76,6 +76,16 @@ COIL_HOT bool wait_ready(int fd, Dir dir, Deadline& deadline) {
   return false;
 }
 
+bool nap_until(TimePoint deadline) {
+  detail::WakeReason why;
+  do {
+    why = detail::park(deadline);
+  } while (why == detail::WakeReason::kWoken);
+  if (why != detail::WakeReason::kInterrupted) return true;
+  errno = EINTR;
+  return false;
+}
+
 bool wait_borrowed(int fd, Deadline& deadline) {
   detail::InterruptibleWait scope(interrupt_mode(deadline));
   for (;;) {

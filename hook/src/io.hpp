@@ -50,6 +50,11 @@ class Deadline {
 // It may throw the scheduler's forced-unwind exception (see park()).
 bool wait_ready(int fd, Dir dir, Deadline& deadline);
 
+// nap_until() parks the running coroutine until the deadline, sleeping
+// through wakes by others. False, with errno EINTR, when a caught signal
+// ended it first (which needs an InterruptibleWait around it).
+bool nap_until(TimePoint deadline);
+
 // interest() maps a direction to the runtime's interest bits.
 inline std::uint8_t interest(Dir dir) noexcept {
   return dir == Dir::kIn ? detail::kReadable : detail::kWritable;

@@ -15,14 +15,7 @@ namespace coil::hook {
 
 bool lock_pause(int n) {
   auto pause = std::chrono::milliseconds(std::min(1 << std::min(n, 4), 10));
-  TimePoint until = detail::now() + pause;
-  detail::WakeReason why;
-  do {
-    why = detail::park(until);
-  } while (why == detail::WakeReason::kWoken);
-  if (why != detail::WakeReason::kInterrupted) return true;
-  errno = EINTR;
-  return false;
+  return nap_until(detail::now() + pause);
 }
 
 }  // namespace coil::hook

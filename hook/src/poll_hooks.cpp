@@ -57,15 +57,7 @@ class Interests {
   bool wait(TimePoint deadline, const sigset_t* mask) {
     detail::InterruptibleWait scope(detail::Interrupt::kAlways);
     detail::WaitSignalMask masked(mask);
-    if (list_.empty()) {
-      detail::WakeReason why;
-      do {
-        why = detail::park(deadline);
-      } while (why == detail::WakeReason::kWoken);
-      if (why != detail::WakeReason::kInterrupted) return true;
-      errno = EINTR;
-      return false;
-    }
+    if (list_.empty()) return nap_until(deadline);
     return detail::wait_for_any_fd(list_.data(), list_.size(), deadline) != WaitResult::kError;
   }
 

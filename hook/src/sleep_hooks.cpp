@@ -27,16 +27,8 @@ Duration nap(Duration d) {
   }
   TimePoint deadline = detail::now() + d;
   detail::InterruptibleWait scope(detail::Interrupt::kAlways);
-  for (;;) {
-    switch (detail::park(deadline)) {
-      case detail::WakeReason::kTimeout:
-        return Duration::zero();
-      case detail::WakeReason::kInterrupted:
-        return std::max(deadline - detail::now(), Duration(1));
-      case detail::WakeReason::kWoken:
-        break;  // somebody else's wake(): sleep on
-    }
-  }
+  if (nap_until(deadline)) return Duration::zero();
+  return std::max(deadline - detail::now(), Duration(1));
 }
 
 timespec to_timespec(Duration d) noexcept {
