@@ -2,6 +2,15 @@
 // and setsockopt's timeouts. Sockets made in coroutines are non-blocking in
 // the kernel from birth (SOCK_NONBLOCK, no extra fcntl); the user's own
 // SOCK_NONBLOCK is remembered apart.
+//
+// What still leaks: O_NONBLOCK belongs to the open file description, not to
+// the fd. A socket from socket() or accept() made in a coroutine, or a pipe
+// or socket-pair end once used in one, keeps coil's O_NONBLOCK when it is
+// handed to another process (SCM_RIGHTS, inheritance over exec), which then
+// sees EAGAIN on its blocking calls. Received back in this process under a
+// new number it is classified afresh and taken for the user's O_NONBLOCK.
+// libco, libgo and Photon share this; pipes and socket pairs are made
+// non-blocking lazily so the usual hand-a-child-its-end pattern escapes it.
 #include <sys/socket.h>
 #include <sys/un.h>
 

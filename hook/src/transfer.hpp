@@ -76,7 +76,8 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
   if (!in_coroutine()) {
     ssize_t n = call(done);
     if (n < 0 && errno != EAGAIN) return n;
-    if (n >= 0 && static_cast<std::size_t>(n) == total) return n;
+    // All written, or nothing more to send (sendfile at the end of its input).
+    if (n >= 0 && (static_cast<std::size_t>(n) >= total || n == 0)) return n;
     c = find_context(fd);
     if (!c || !c->state().emulates_blocking() || (n >= 0 && !c->state().drains_on_short_read())) {
       if (n < 0) errno = EAGAIN;
