@@ -7,6 +7,10 @@
 // runs on a plain thread and as a coroutine (hook_diff.hpp).
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/un.h>
+
+#include <cstddef>
+#include <cstdio>
 
 #include <atomic>
 #include <string>
@@ -105,6 +109,33 @@ void interrupted(Ctx& c, std::string_view label, Duration lo, Duration hi, Call 
   kicker.join();
 }
 
+// unix_connect_interruption(): connect to a unix listener whose backlog is
+// full waits for room, which no fd event announces (coil retries it with
+// pauses); a signal ends it, or it restarts and takes the room an accept
+// makes later.
+void unix_connect_interruption(Ctx& c) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  int n = std::snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "coil-wake-%d-%d", getpid(),
+                        c.hooked() ? 1 : 0);
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+  auto* sa = reinterpret_cast<sockaddr*>(&addr);
+  int l = c.fd("unix socket", socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  c.ret("bind", bind(l, sa, len));
+  c.ret("listen with backlog 0", listen(l, 0));
+  int first = c.fd("socket", socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  c.ret("the connect that fills the backlog", connect(first, sa, len));
+  int second = c.fd("socket", socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  interrupted(
+      c, "connect to a full unix backlog", kWaitedLo, 2s, [&] { return connect(second, sa, len); },
+      [&] {
+        int fd = accept(l, nullptr, nullptr);
+        if (fd < 0) ADD_FAILURE() << errno_name(errno);
+        close(fd);
+      });
+  for (int fd : {first, second, l}) close(fd);
+}
+
 // Each waiting call, interrupted by a caught signal.
 void interruptions(Ctx& c) {
   int p[2];
@@ -175,6 +206,7 @@ void interruptions(Ctx& c) {
         if (connect_to(client, port_of(l)) != 0) ADD_FAILURE();
       });
   for (int fd : {p[0], p[1], a, b, l, client}) close(fd);
+  unix_connect_interruption(c);
 }
 
 TEST(HookDiffWake, CaughtSignalInterruptsWaitingCalls) {

@@ -29,13 +29,6 @@ int Deadline::remaining_ms() noexcept {
 
 namespace {
 
-// interrupt_mode() says which caught signals end a wait: all of them when
-// the call has a timeout (signal(7): socket calls under SO_RCVTIMEO or
-// SO_SNDTIMEO are never restarted), else those without SA_RESTART.
-detail::Interrupt interrupt_mode(const Deadline& deadline) noexcept {
-  return deadline.none() ? detail::Interrupt::kUnlessRestart : detail::Interrupt::kAlways;
-}
-
 bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
   detail::Interrupt mode = interrupt_mode(deadline);
   detail::InterruptibleWait scope(mode);
@@ -84,6 +77,27 @@ bool nap_until(TimePoint deadline) {
   if (why != detail::WakeReason::kInterrupted) return true;
   errno = EINTR;
   return false;
+}
+
+bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleWait& scope) {
+  TimePoint start = detail::now();
+  TimePoint end = start + length;
+  if (!deadline.none()) {
+    if (deadline.at() <= start) {
+      errno = EAGAIN;
+      return false;
+    }
+    end = std::min(end, deadline.at());
+  }
+  if (in_coroutine()) return nap_until(end);
+  auto left = std::chrono::ceil<std::chrono::nanoseconds>(end - start).count();
+  timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+  while (real::nanosleep(&ts, &ts) != 0) {
+    if (errno != EINTR) return true;
+    // A handler ran: the blocking call ends if it would (see wait_in_poll).
+    if (!deadline.none() || scope.interrupted()) return false;
+  }
+  return true;
 }
 
 bool wait_borrowed(int fd, Deadline& deadline) {

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 
@@ -54,6 +55,43 @@ bool wait_ready(int fd, Dir dir, Deadline& deadline);
 // through wakes by others. False, with errno EINTR, when a caught signal
 // ended it first (which needs an InterruptibleWait around it).
 bool nap_until(TimePoint deadline);
+
+// interrupt_mode() says which caught signals end a wait under `deadline`:
+// all of them when the call has a timeout (signal(7): socket calls under
+// SO_RCVTIMEO or SO_SNDTIMEO are never restarted), else those without
+// SA_RESTART.
+inline detail::Interrupt interrupt_mode(const Deadline& deadline) noexcept {
+  return deadline.none() ? detail::Interrupt::kUnlessRestart : detail::Interrupt::kAlways;
+}
+
+// Pauses is the schedule of a retry_paused() wait: the first pause, doubled
+// after each try up to the longest.
+struct Pauses {
+  Duration first;
+  Duration longest;
+};
+
+// pause_for() waits `length`, never past the deadline: it parks the running
+// coroutine, or sleeps the thread outside coroutines (whose blocking call
+// would have blocked it). False with errno EAGAIN when the deadline has
+// passed, or EINTR when a caught signal ended it as scope says.
+bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleWait& scope);
+
+// retry_paused() is the wait for what no fd event announces: a file lock
+// released elsewhere, room in a unix listener's backlog. The caller's own
+// try found it busy; this pauses and calls attempt() (one non-blocking try:
+// >= 0 when done, else -1 with errno) again until it is done or fails with
+// an errno busy() does not accept, the deadline passes (-1, EAGAIN) or a
+// caught signal ends the wait as the blocking call would end (-1, EINTR).
+template <class Attempt, class Busy>
+int retry_paused(Attempt&& attempt, Busy&& busy, Deadline& deadline, Pauses pauses) {
+  detail::InterruptibleWait scope(interrupt_mode(deadline));
+  for (Duration pause = pauses.first;; pause = std::min(pause * 2, pauses.longest)) {
+    if (!pause_for(pause, deadline, scope)) return -1;
+    int rc = attempt();
+    if (rc >= 0 || !busy(errno)) return rc;
+  }
+}
 
 // interest() maps a direction to the runtime's interest bits.
 inline std::uint8_t interest(Dir dir) noexcept {

@@ -2,23 +2,10 @@
 // Both wait with wait_for_lock() (lock_wait.hpp).
 #include <sys/file.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <chrono>
 
-#include "coil/detail/park.hpp"
-#include "io.hpp"
 #include "lock_wait.hpp"
 #include "real.hpp"
-
-namespace coil::hook {
-
-bool lock_pause(int n) {
-  auto pause = std::chrono::milliseconds(std::min(1 << std::min(n, 4), 10));
-  return nap_until(detail::now() + pause);
-}
-
-}  // namespace coil::hook
 
 using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
 

@@ -12,28 +12,27 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
 
-#include "coil/detail/park.hpp"
+#include "io.hpp"
 
 namespace coil::hook {
 
-// lock_pause() parks for the n-th pause between attempts; false (errno
-// EINTR) when a caught signal ended it (inside wait_for_lock's
-// InterruptibleWait).
-bool lock_pause(int n);
+// lock_busy() is true for the errors that mean "held elsewhere".
+inline bool lock_busy(int err) noexcept {
+  return err == EWOULDBLOCK || err == EAGAIN || err == EACCES;
+}
 
 // wait_for_lock() calls try_once() (one non-blocking attempt: 0, or -1 with
 // errno) until the lock is taken, an error other than "held elsewhere"
-// (EWOULDBLOCK, EAGAIN, EACCES) occurs, or a signal interrupts the wait.
-// Precondition: inside a coroutine.
+// occurs, or a signal interrupts the wait. Precondition: inside a coroutine.
 template <class Try>
 int wait_for_lock(Try&& try_once) {
-  detail::InterruptibleWait scope(detail::Interrupt::kUnlessRestart);
-  for (int n = 0;; ++n) {
-    int rc = try_once();
-    if (rc == 0 || (errno != EWOULDBLOCK && errno != EAGAIN && errno != EACCES)) return rc;
-    if (!lock_pause(n)) return -1;
-  }
+  int rc = try_once();
+  if (rc == 0 || !lock_busy(errno)) return rc;
+  using std::chrono::milliseconds;
+  Deadline forever(0);
+  return retry_paused(try_once, lock_busy, forever, Pauses{milliseconds(1), milliseconds(10)});
 }
 
 }  // namespace coil::hook

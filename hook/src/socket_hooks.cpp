@@ -14,11 +14,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
-#include "coil/scheduler.hpp"
 #include "io.hpp"
 #include "real.hpp"
 
@@ -60,19 +58,13 @@ int finish_connect(int fd, FdContext* c, const sockaddr* addr, socklen_t len, in
 // connect waits for room, which no readiness event announces, so retry
 // with a growing pause until SO_SNDTIMEO (then EAGAIN, as the kernel says).
 int retry_unix_connect(int fd, FdContext* c, const sockaddr* addr, socklen_t len) {
+  using std::chrono::milliseconds;
   Deadline deadline = Deadline::of(c, Dir::kOut);
-  auto pause = std::chrono::milliseconds(1);
-  for (;;) {
-    if (!deadline.none() && deadline.remaining_ms() == 0) {
-      errno = EAGAIN;
-      return -1;
-    }
-    coil::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(64));
-    if (real::connect(fd, addr, len) == 0) return 0;
-    if (errno == EINPROGRESS) return finish_connect(fd, c, addr, len, EINPROGRESS);
-    if (errno != EAGAIN) return -1;
-  }
+  int rc = retry_paused([=] { return real::connect(fd, addr, len); },
+                        [](int err) { return err == EAGAIN; }, deadline,
+                        Pauses{milliseconds(1), milliseconds(64)});
+  if (rc < 0 && errno == EINPROGRESS) return finish_connect(fd, c, addr, len, EINPROGRESS);
+  return rc;
 }
 
 int accept_impl(int fd, sockaddr* addr, socklen_t* len, int flags) {
