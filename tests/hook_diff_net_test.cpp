@@ -398,6 +398,22 @@ sockaddr_un unix_address(socklen_t* len, const char* tag, bool hooked) {
   return a;
 }
 
+// recvmsg(MSG_ERRQUEUE) never waits: on an empty error queue the kernel
+// says EAGAIN at once, even on a blocking socket.
+TEST(HookDiffNet, RecvmsgErrQueueNeverWaits) {
+  expect_same([](Ctx& c) {
+    int fd = udp_socket(c);
+    char buf[64];
+    iovec v{buf, sizeof buf};
+    msghdr m{};
+    m.msg_iov = &v;
+    m.msg_iovlen = 1;
+    c.timed("recvmsg MSG_ERRQUEUE on an empty queue", kAtOnceLo, kAtOnceHi,
+            [&] { return recvmsg(fd, &m, MSG_ERRQUEUE); });
+    close(fd);
+  });
+}
+
 TEST(HookDiffNet, UnixStreamByAddress) {
   expect_same([](Ctx& c) {
     socklen_t len;

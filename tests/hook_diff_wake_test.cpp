@@ -136,6 +136,21 @@ void unix_connect_interruption(Ctx& c) {
   for (int fd : {first, second, l}) close(fd);
 }
 
+// partial_write_interruption(): a blocking write of 8 MiB to a unix stream
+// socket nobody reads takes what fits, then waits for room; a signal then
+// ends it with the count written, SA_RESTART or not (the kernel returns the
+// count instead of restarting).
+void partial_write_interruption(Ctx& c) {
+  auto [a, b] = unix_pair(c, SOCK_STREAM);
+  std::string big(8 << 20, 'w');
+  interrupted(c, "write of 8 MiB that fills the socket (1: partial)", kWaitedLo, 2s, [&, a = a] {
+    ssize_t n = write(a, big.data(), big.size());
+    return n > 0 && n < static_cast<ssize_t>(big.size()) ? 1 : n;
+  });
+  close(a);
+  close(b);
+}
+
 // Each waiting call, interrupted by a caught signal.
 void interruptions(Ctx& c) {
   int p[2];
@@ -207,6 +222,7 @@ void interruptions(Ctx& c) {
       });
   for (int fd : {p[0], p[1], a, b, l, client}) close(fd);
   unix_connect_interruption(c);
+  partial_write_interruption(c);
 }
 
 TEST(HookDiffWake, CaughtSignalInterruptsWaitingCalls) {

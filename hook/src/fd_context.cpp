@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -170,6 +171,20 @@ void note_dup_fd(int from, int to) noexcept {
 void note_unknown_fd(int fd) noexcept {
   detail::fd_reopened(fd);
   if (FdContext* c = fd_contexts.find(fd)) c->attach(nullptr);
+}
+
+void note_received_fds(const msghdr& msg) noexcept {
+  for (const cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm;
+       cm = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(cm))) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    std::size_t bytes = cm->cmsg_len - CMSG_LEN(0);
+    const unsigned char* data = CMSG_DATA(cm);
+    for (std::size_t i = 0; i + sizeof(int) <= bytes; i += sizeof(int)) {
+      int received;
+      std::memcpy(&received, data + i, sizeof received);
+      note_unknown_fd(received);
+    }
+  }
 }
 
 void note_closed_fd(int fd) noexcept {

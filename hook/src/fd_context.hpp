@@ -14,6 +14,8 @@
 // sys_nonblock && !user_nonblock.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -177,6 +179,12 @@ void note_dup_fd(int from, int to) noexcept;
 // does not watch (open, or any call outside coroutines), so it is classified
 // again on first use in a coroutine.
 void note_unknown_fd(int fd) noexcept;
+
+// note_received_fds() forgets what was known of the fd numbers SCM_RIGHTS
+// just filled in msg (recvmsg, recvmmsg): they name open files coil has not
+// seen (the numbers may carry a closed file's state), to be classified at
+// first use.
+void note_received_fds(const msghdr& msg) noexcept;
 
 // note_closed_fd() forgets fd before it is closed (or replaced by dup2):
 // waiters on this thread's scheduler get EBADF and it leaves epoll.

@@ -29,8 +29,7 @@ int Deadline::remaining_ms() noexcept {
 
 namespace {
 
-bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
-  detail::Interrupt mode = interrupt_mode(deadline);
+bool wait_in_poll(int fd, Dir dir, Deadline& deadline, detail::Interrupt mode) noexcept {
   detail::InterruptibleWait scope(mode);
   for (;;) {
     pollfd p{fd, static_cast<short>(dir == Dir::kIn ? POLLIN : POLLOUT), 0};
@@ -55,9 +54,10 @@ bool wait_in_poll(int fd, Dir dir, Deadline& deadline) noexcept {
 
 }  // namespace
 
-COIL_HOT bool wait_ready(int fd, Dir dir, Deadline& deadline) {
-  if (!in_coroutine()) return wait_in_poll(fd, dir, deadline);
-  switch (detail::wait_for_fd(fd, interest(dir), deadline.at(), interrupt_mode(deadline))) {
+COIL_HOT bool wait_ready(int fd, Dir dir, Deadline& deadline, bool moved) {
+  detail::Interrupt mode = moved ? detail::Interrupt::kAlways : interrupt_mode(deadline);
+  if (!in_coroutine()) return wait_in_poll(fd, dir, deadline, mode);
+  switch (detail::wait_for_fd(fd, interest(dir), deadline.at(), mode)) {
     case WaitResult::kReady:
       return true;
     case WaitResult::kTimeout:

@@ -47,9 +47,12 @@ class Deadline {
 };
 
 // wait_ready() waits for fd to become ready for dir. It returns false with
-// errno set when the deadline passes (EAGAIN) or the fd is closed (EBADF).
-// It may throw the scheduler's forced-unwind exception (see park()).
-bool wait_ready(int fd, Dir dir, Deadline& deadline);
+// errno set when the deadline passes (EAGAIN), the fd is closed (EBADF) or a
+// caught signal ends the wait (EINTR): one without SA_RESTART, or any one
+// under a timeout or once the call has `moved` data (the kernel then returns
+// the count instead of restarting). It may throw the scheduler's
+// forced-unwind exception (see park()).
+bool wait_ready(int fd, Dir dir, Deadline& deadline, bool moved = false);
 
 // nap_until() parks the running coroutine until the deadline, sleeping
 // through wakes by others. False, with errno EINTR, when a caught signal
@@ -120,12 +123,13 @@ ssize_t retry_outside(int fd, Dir dir, Call&& call) {
 // io() runs call() with blocking semantics on fd in direction dir. Inside a
 // coroutine on an emulated-blocking fd, a remembered "not ready" skips the
 // syscall that would only return EAGAIN; on EAGAIN it marks the fd not ready
-// and parks until the next edge. Elsewhere it is the plain call.
+// and parks until the next edge. Elsewhere it is the plain call. `moved`
+// says the call has moved data already (see wait_ready()).
 template <class Call>
-ssize_t io(int fd, Dir dir, Deadline& deadline, FdState s, Call&& call) {
+ssize_t io(int fd, Dir dir, Deadline& deadline, FdState s, Call&& call, bool moved = false) {
   if (!s.emulates_blocking()) return call();
   for (;;) {
-    if (!wait_ready(fd, dir, deadline)) return -1;
+    if (!wait_ready(fd, dir, deadline, moved)) return -1;
     ssize_t n = call();
     if (n >= 0 || errno != EAGAIN) return n;
     detail::mark_not_ready(fd, interest(dir));

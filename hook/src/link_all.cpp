@@ -8,12 +8,13 @@
 
 namespace coil::hook {
 namespace anchor {
-extern const char rw, socket, fd, poll, sleep, dns, signal, lock;
+extern const char rw, socket, fd, poll, sleep, dns, signal, lock, batch, splice;
 }  // namespace anchor
 
 int link_all_hooks() noexcept {
   const char* const all[] = {&anchor::rw,    &anchor::socket, &anchor::fd,     &anchor::poll,
-                             &anchor::sleep, &anchor::dns,    &anchor::signal, &anchor::lock};
+                             &anchor::sleep, &anchor::dns,    &anchor::signal, &anchor::lock,
+                             &anchor::batch, &anchor::splice};
   int sum = 0;
   for (const char* a : all) sum += *static_cast<const volatile char*>(a);
   return sum;

@@ -6,8 +6,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include "file_io.hpp"
 #include "hot.hpp"
 #include "iov_cursor.hpp"
@@ -181,32 +179,11 @@ COIL_HOOK ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* add
   return recv_impl(fd, buf, n, flags, addr, len);
 }
 
-namespace coil::hook {
-namespace {
-
-// note_received_fds() forgets what was known of the fd numbers SCM_RIGHTS
-// just filled: they name open files coil has not seen (the numbers may carry
-// a closed file's state), to be classified at first use.
-void note_received_fds(const msghdr& msg) noexcept {
-  for (const cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm;
-       cm = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(cm))) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t bytes = cm->cmsg_len - CMSG_LEN(0);
-    const unsigned char* data = CMSG_DATA(cm);
-    for (std::size_t i = 0; i + sizeof(int) <= bytes; i += sizeof(int)) {
-      int received;
-      std::memcpy(&received, data + i, sizeof received);
-      note_unknown_fd(received);
-    }
-  }
-}
-
-}  // namespace
-}  // namespace coil::hook
-
+// MSG_ERRQUEUE never waits (EAGAIN at once on an empty error queue), and
+// MSG_DONTWAIT is the user's own: plain calls.
 COIL_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   ssize_t n;
-  if (flags & MSG_DONTWAIT) {
+  if (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) {
     n = real::recvmsg(fd, msg, flags);
   } else {
     std::size_t want = total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen));

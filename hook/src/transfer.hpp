@@ -107,7 +107,8 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
   FdState s = c->state();
   Deadline deadline = Deadline::of(c, Dir::kOut);
   for (;;) {
-    ssize_t n = io(fd, Dir::kOut, deadline, s, [&] { return call(done); });
+    ssize_t n = io(
+        fd, Dir::kOut, deadline, s, [&] { return call(done); }, done > 0);
     if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     done += static_cast<std::size_t>(n);
     // n == 0: nothing more to send (sendfile at the end of its input).
