@@ -151,6 +151,19 @@ void partial_write_interruption(Ctx& c) {
   close(b);
 }
 
+// partial_waitall_interruption(): recv(MSG_WAITALL) of 8 bytes with 1 there
+// takes it and waits for the rest; a signal then ends it with the 1,
+// SA_RESTART or not.
+void partial_waitall_interruption(Ctx& c) {
+  auto [a, b] = unix_pair(c, SOCK_STREAM);
+  c.ret("send 1 byte", send(b, "x", 1, 0));
+  char buf[8] = {};
+  interrupted(c, "recv MSG_WAITALL of 8 with 1 there", kWaitedLo, 2s,
+              [&, a = a] { return recv(a, buf, sizeof buf, MSG_WAITALL); });
+  close(a);
+  close(b);
+}
+
 // Each waiting call, interrupted by a caught signal.
 void interruptions(Ctx& c) {
   int p[2];
@@ -223,6 +236,7 @@ void interruptions(Ctx& c) {
   for (int fd : {p[0], p[1], a, b, l, client}) close(fd);
   unix_connect_interruption(c);
   partial_write_interruption(c);
+  partial_waitall_interruption(c);
 }
 
 TEST(HookDiffWake, CaughtSignalInterruptsWaitingCalls) {

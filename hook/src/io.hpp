@@ -104,9 +104,9 @@ inline std::uint8_t interest(Dir dir) noexcept {
 // retry_outside() is the slow path of a call made outside coroutines that
 // met EAGAIN: on an fd coil made non-blocking behind the user's back it
 // waits in poll(2) and retries, as the blocking call would have; otherwise
-// EAGAIN is the kernel's true answer.
+// EAGAIN is the kernel's true answer. `moved`: see wait_ready().
 template <class Call>
-ssize_t retry_outside(int fd, Dir dir, Call&& call) {
+ssize_t retry_outside(int fd, Dir dir, Call&& call, bool moved = false) {
   FdContext* c = find_context(fd);
   if (!c || !c->state().emulates_blocking()) {
     errno = EAGAIN;
@@ -114,7 +114,7 @@ ssize_t retry_outside(int fd, Dir dir, Call&& call) {
   }
   Deadline deadline = Deadline::of(c, dir);
   for (;;) {
-    if (!wait_ready(fd, dir, deadline)) return -1;
+    if (!wait_ready(fd, dir, deadline, moved)) return -1;
     ssize_t n = call();
     if (n >= 0 || errno != EAGAIN) return n;
   }

@@ -38,6 +38,12 @@ bool is_socket(int fd) noexcept {
   return c && c->state().kind == FdKind::kStream;
 }
 
+// emulated() is true when coil made fd non-blocking behind a blocking user.
+bool emulated(int fd) noexcept {
+  FdContext* c = find_context(fd);
+  return c && c->state().emulates_blocking();
+}
+
 ssize_t write_rest(int fd, const char* p, std::size_t n) {
   return is_socket(fd) ? real::send(fd, p, n, MSG_NOSIGNAL) : real::write(fd, p, n);
 }
@@ -66,7 +72,7 @@ struct Advancer {
 // where a unix socket says EAGAIN.
 ssize_t recv_nothing(int fd, int flags) {
   char none;
-  ssize_t n = input(fd, 0, true, [=, &none] { return real::recv(fd, &none, 0, flags); });
+  ssize_t n = input(fd, 0, Read::kPeek, [=, &none] { return real::recv(fd, &none, 0, flags); });
   if (n >= 0 || errno != EAGAIN) return n;
   int domain = 0;
   socklen_t len = sizeof domain;
@@ -83,18 +89,21 @@ ssize_t recv_impl(int fd, void* buf, std::size_t n, int flags, sockaddr* addr, s
   if (n == 0 && is_socket(fd)) return recv_nothing(fd, flags);
   bool peek = (flags & MSG_PEEK) != 0;
   if (!(flags & MSG_WAITALL) || peek) {
-    return input(fd, n, peek, [=] { return real::recvfrom(fd, buf, n, flags, addr, len); });
+    return input(fd, n, peek ? Read::kPeek : Read::kTake,
+                 [=] { return real::recvfrom(fd, buf, n, flags, addr, len); });
   }
-  // MSG_WAITALL on a non-blocking socket returns what is there: go on
-  // until all of it, the end of the stream, or an error.
+  // MSG_WAITALL on a non-blocking socket returns what is there: where coil
+  // made it non-blocking, go on until all of it, the end of the stream, an
+  // error or a signal. Elsewhere a short count is the kernel's own answer
+  // (the user's O_NONBLOCK, or a signal that ended a blocking call).
   std::size_t done = 0;
   char* p = static_cast<char*>(buf);
   for (;;) {
-    ssize_t got = input(fd, n - done, false,
+    ssize_t got = input(fd, n - done, done > 0 ? Read::kMore : Read::kTake,
                         [=] { return real::recvfrom(fd, p + done, n - done, flags, addr, len); });
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     done += static_cast<std::size_t>(got);
-    if (got == 0 || done >= n) return static_cast<ssize_t>(done);
+    if (got == 0 || done >= n || !emulated(fd)) return static_cast<ssize_t>(done);
   }
 }
 
@@ -117,7 +126,7 @@ using namespace coil::hook;  // NOLINT: the hooks below are the C ABI
 COIL_HOOK COIL_HOT ssize_t read(int fd, void* buf, size_t n) {
   if (n == 0) return real::read(fd, buf, n);
   return input(
-      fd, n, false, [=] { return real::read(fd, buf, n); },
+      fd, n, Read::kTake, [=] { return real::read(fd, buf, n); },
       [=] {
         iovec v{buf, n};
         return file_read(fd, &v, 1, kCurrentOffset);
@@ -128,7 +137,7 @@ COIL_HOOK ssize_t readv(int fd, const iovec* iov, int count) {
   std::size_t want = total_of(iov, count);
   if (want == 0) return real::readv(fd, iov, count);
   return input(
-      fd, want, false, [=] { return real::readv(fd, iov, count); },
+      fd, want, Read::kTake, [=] { return real::readv(fd, iov, count); },
       [=] { return file_read(fd, iov, count, kCurrentOffset); });
 }
 
@@ -187,7 +196,8 @@ COIL_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
     n = real::recvmsg(fd, msg, flags);
   } else {
     std::size_t want = total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
-    n = input(fd, want, (flags & MSG_PEEK) != 0, [=] { return real::recvmsg(fd, msg, flags); });
+    n = input(fd, want, (flags & MSG_PEEK) != 0 ? Read::kPeek : Read::kTake,
+              [=] { return real::recvmsg(fd, msg, flags); });
   }
   if (n >= 0 && msg->msg_controllen > 0) note_received_fds(*msg);
   return n;

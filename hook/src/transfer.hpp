@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "coil/detail/fd_wait.hpp"
@@ -40,15 +41,23 @@ ssize_t borrowed_input(int fd, Deadline& deadline, Call&& call) {
 // NoFile says a call has no regular-file form (recv on a file fails anyway).
 struct NoFile {};
 
-// input() is a read-like call of up to `want` bytes. A `peek` never marks
-// the fd drained: the data it saw is still there. On a regular file in a
+// Read says what kind of read-like call input() makes.
+enum class Read : std::uint8_t {
+  kTake,  // takes what is there
+  kPeek,  // MSG_PEEK: never marks the fd drained, the data it saw is still there
+  kMore,  // the rest of a MSG_WAITALL receive that has data already: any caught
+          // signal ends its wait (the kernel returns the count, SA_RESTART or not)
+};
+
+// input() is a read-like call of up to `want` bytes. On a regular file in a
 // coroutine it runs file() instead.
 template <class Call, class File = NoFile>
-ssize_t input(int fd, std::size_t want, bool peek, Call&& call, File&& file = NoFile{}) {
+ssize_t input(int fd, std::size_t want, Read how, Call&& call, File&& file = NoFile{}) {
+  bool moved = how == Read::kMore;
   if (!in_coroutine()) {
     ssize_t n = call();
     if (n >= 0 || errno != EAGAIN) return n;
-    return retry_outside(fd, Dir::kIn, call);
+    return retry_outside(fd, Dir::kIn, call, moved);
   }
   FdContext* c = context_for_use(fd);
   if (!c) return call();
@@ -58,8 +67,8 @@ ssize_t input(int fd, std::size_t want, bool peek, Call&& call, File&& file = No
   }
   Deadline deadline = Deadline::of(c, Dir::kIn);
   if (s.kind == FdKind::kBorrowed && !s.user_nonblock) return borrowed_input(fd, deadline, call);
-  ssize_t n = io(fd, Dir::kIn, deadline, s, call);
-  if (n > 0 && static_cast<std::size_t>(n) < want && !peek && s.emulates_blocking() &&
+  ssize_t n = io(fd, Dir::kIn, deadline, s, call, moved);
+  if (n > 0 && static_cast<std::size_t>(n) < want && how != Read::kPeek && s.emulates_blocking() &&
       s.drains_on_short_read()) {
     detail::mark_not_ready(fd, detail::kReadable);
   }
