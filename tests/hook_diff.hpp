@@ -195,6 +195,36 @@ class Stopwatch {
   TimePoint start_ = std::chrono::steady_clock::now();
 };
 
+// thread_cpu() is the calling thread's CPU time.
+inline Duration thread_cpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// expect_blocks() runs call on this (plain) thread while `wake` runs on
+// another thread after 100 ms; the call must wait for it without spinning
+// and return want.
+template <class Call, class Wake>
+void expect_blocks(const char* what, Call call, Wake wake, long want) {
+  ASSERT_EQ(Scheduler::current(), nullptr);
+  std::thread waker([&] {
+    std::this_thread::sleep_for(100ms);
+    wake();
+  });
+  Stopwatch sw;
+  Duration cpu0 = thread_cpu();
+  long got = static_cast<long>(call());
+  int err = errno;
+  Duration cpu = thread_cpu() - cpu0;
+  Duration wall = sw.elapsed();
+  waker.join();
+  EXPECT_EQ(got, want) << what << ": " << errno_name(err);
+  EXPECT_GE(wall, 90ms) << what << " returned before the other thread acted";
+  EXPECT_LT(cpu, 50ms) << what << " spun for " << std::chrono::duration_cast<Ms>(cpu).count()
+                       << " ms of CPU instead of sleeping in the kernel";
+}
+
 // Ctx is what a scenario records into and starts peers with.
 class Ctx {
  public:

@@ -675,24 +675,6 @@ TEST(HookDiffBatch, SpliceWaitsWhereTheKernelIgnoresTheFlags) {
   });
 }
 
-// expect_waits() runs call on this plain thread while `act` runs on another
-// thread after 100 ms: the call must wait for it and return want.
-template <class Call, class Act>
-void expect_waits(const char* what, Call call, Act act, long want) {
-  ASSERT_EQ(Scheduler::current(), nullptr);
-  std::thread actor([&] {
-    std::this_thread::sleep_for(100ms);
-    act();
-  });
-  Stopwatch sw;
-  long got = static_cast<long>(call());
-  int err = errno;
-  Duration took = sw.elapsed();
-  actor.join();
-  EXPECT_EQ(got, want) << what << ": " << errno_name(err);
-  EXPECT_GE(took, 90ms) << what << " returned before the other thread acted";
-}
-
 // Fds coil made non-blocking in a coroutine, used on a plain thread once the
 // scheduler is gone: each call still waits as the user's blocking call does.
 TEST(HookPassthroughBatch, FdsCoilMadeNonblockingWaitOnAPlainThread) {
@@ -719,7 +701,7 @@ TEST(HookPassthroughBatch, FdsCoilMadeNonblockingWaitOnAPlainThread) {
   }
   with_watchdog("plain", [&] {
     Mmsgs in(2);
-    expect_waits(
+    expect_blocks(
         "recvmmsg of 2", [&] { return recvmmsg(udp.second, in.data(), 2, 0, nullptr); },
         [&] {
           send_text(udp.first, "one");
@@ -731,10 +713,10 @@ TEST(HookPassthroughBatch, FdsCoilMadeNonblockingWaitOnAPlainThread) {
     Mmsgs out(2);
     out.put(0, pattern(300000, 1));
     out.put(1, pattern(300000, 2));
-    expect_waits(
+    expect_blocks(
         "sendmmsg into a full socket", [&] { return sendmmsg(sv[0], out.data(), 2, 0); },
         [&] { take(sv[1], filled + 600000); }, 2);
-    expect_waits(
+    expect_blocks(
         "splice from an empty socket", [&] { return splice(t.server, 0, p[1], 0, 100, 0); },
         [&] { send_text(t.client, "s"); }, 1);
     take(p[0], 1);
@@ -742,16 +724,16 @@ TEST(HookPassthroughBatch, FdsCoilMadeNonblockingWaitOnAPlainThread) {
     std::vector<char> bytes(1 << 20, 'b');
     ASSERT_EQ(fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
     ASSERT_EQ(write(p[1], bytes.data(), bytes.size()), 1 << 20);
-    expect_waits(
+    expect_blocks(
         "splice into a full socket", [&] { return splice(p[0], 0, sv[0], 0, 2 << 20, 0); },
         [&] { take(sv[1], filled + bytes.size()); }, 1 << 20);
-    expect_waits(
+    expect_blocks(
         "tee from an empty pipe", [&] { return tee(q[0], p[1], 100, 0); },
         [&] { ASSERT_EQ(write(q[1], "t", 1), 1); }, 1);
     take(p[0], 1);
     ASSERT_EQ(write(p[1], bytes.data(), bytes.size()), 1 << 20);
     iovec v{bytes.data(), 4096};
-    expect_waits(
+    expect_blocks(
         "vmsplice into a full pipe", [&] { return vmsplice(p[1], &v, 1, 0); },
         [&] { take(p[0], 1 << 20); }, 4096);
   });

@@ -150,12 +150,9 @@ int recv_batch(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout
     b.done = static_cast<unsigned>(n);
     if (b.complete()) return n;
   }
-  if (!inside) {
-    c = find_context(fd);
-    if (!c || !c->state().emulates_blocking()) {
-      if (n < 0) errno = EAGAIN;
-      return n;
-    }
+  if (!inside && !(c = emulating_context(fd))) {
+    if (n < 0) errno = EAGAIN;
+    return n;
   }
   return recv_rest(b, c, n);
 }
@@ -251,12 +248,9 @@ int send_batch(int fd, mmsghdr* vec, unsigned vlen, int flags) {
     if (b.done >= b.vlen && !b.cut_short()) return n;
     b.done = 0;
   }
-  if (!inside) {
-    c = find_context(fd);
-    if (!c || !c->state().emulates_blocking()) {
-      if (n < 0) errno = EAGAIN;
-      return n;
-    }
+  if (!inside && !(c = emulating_context(fd))) {
+    if (n < 0) errno = EAGAIN;
+    return n;
   }
   return send_rest(b, c, n);
 }

@@ -101,14 +101,21 @@ inline std::uint8_t interest(Dir dir) noexcept {
   return dir == Dir::kIn ? detail::kReadable : detail::kWritable;
 }
 
+// emulating_context() is fd's context when coil emulates blocking calls on
+// fd (it made fd non-blocking behind a blocking user), else nullptr.
+inline FdContext* emulating_context(int fd) noexcept {
+  FdContext* c = find_context(fd);
+  return c && c->state().emulates_blocking() ? c : nullptr;
+}
+
 // retry_outside() is the slow path of a call made outside coroutines that
 // met EAGAIN: on an fd coil made non-blocking behind the user's back it
 // waits in poll(2) and retries, as the blocking call would have; otherwise
 // EAGAIN is the kernel's true answer. `moved`: see wait_ready().
 template <class Call>
 ssize_t retry_outside(int fd, Dir dir, Call&& call, bool moved = false) {
-  FdContext* c = find_context(fd);
-  if (!c || !c->state().emulates_blocking()) {
+  FdContext* c = emulating_context(fd);
+  if (!c) {
     errno = EAGAIN;
     return -1;
   }

@@ -38,12 +38,6 @@ bool is_socket(int fd) noexcept {
   return c && c->state().kind == FdKind::kStream;
 }
 
-// emulated() is true when coil made fd non-blocking behind a blocking user.
-bool emulated(int fd) noexcept {
-  FdContext* c = find_context(fd);
-  return c && c->state().emulates_blocking();
-}
-
 ssize_t write_rest(int fd, const char* p, std::size_t n) {
   return is_socket(fd) ? real::send(fd, p, n, MSG_NOSIGNAL) : real::write(fd, p, n);
 }
@@ -103,7 +97,7 @@ ssize_t recv_impl(int fd, void* buf, std::size_t n, int flags, sockaddr* addr, s
                         [=] { return real::recvfrom(fd, p + done, n - done, flags, addr, len); });
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     done += static_cast<std::size_t>(got);
-    if (got == 0 || done >= n || !emulated(fd)) return static_cast<ssize_t>(done);
+    if (got == 0 || done >= n || !emulating_context(fd)) return static_cast<ssize_t>(done);
   }
 }
 
