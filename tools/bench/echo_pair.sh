@@ -11,10 +11,14 @@
 #
 # Why run them together: this guest's speed drifts by up to 40 % between runs seconds apart (load
 # on the host it cannot see), which swamps the 1-5 % a change to coil makes in the sequential runs
-# of echo_ratio.sh. Run together, both servers share every slow and fast moment, and the CPU
-# scheduler gives each half of CPU 0, so the ratio of their rates is the inverse ratio of their CPU
-# time per message. Repeated pairs of the same build agree within 1 %; pairs of different builds
-# have drifted by up to 3 % between invocations, so only a consistent shift across rounds counts.
+# of echo_ratio.sh. Run together, both servers share every slow and fast moment.
+# Two ratios are printed per round and as medians: of the rates, and of the servers' CPU time per
+# message (utime + stime from /proc, read inside the loads' measured window). Trust the second
+# when A and B are different kinds of server: CPU 0 is shared by time, and a server that sleeps
+# in epoll_wait more often gets a smaller share, so the rates of a reactor and of coil were seen
+# to differ by 3 % more than their cost per message does. Repeated pairs of the same build agree
+# within 1 %; pairs of different builds have drifted by up to 3 % between invocations, so only a
+# consistent shift across rounds counts.
 # Environment: PAIR_ROUNDS (6), PAIR_SECONDS (3), PAIR_WARMUP (1), PAIR_CONNECTIONS (1000).
 # Exits 0 after printing, 1 if a server or a load fails, 2 on bad arguments.
 set -euo pipefail
@@ -64,14 +68,25 @@ start b "$2"
 
 echo "echo_pair: A=$1 B=$2 on CPU 0 together; two echo_load on CPU 1;" \
   "$connections connections each; $rounds rounds of ${warmup} s + ${seconds} s"
-ratios=()
+# cpu_ticks PID prints the clock ticks (user + system) PID has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+
+rows=()
 for ((round = 1; round <= rounds; round++)); do
-  declare -A load
+  declare -A load ticks0 ticks1
   for side in a b; do
     bench_spawn "load-$side" taskset -c 1 "$peers/echo_load" --port "${port[$side]}" \
       --connections "$connections" --warmup "$warmup" --duration "$seconds"
     load[$side]=$BENCH_LAST_PID
   done
+  # The servers' CPU time is read inside the loads' measured window, a little short of each end.
+  sleep "$warmup.1"
+  for side in a b; do ticks0[$side]=$(cpu_ticks "${pid[$side]}"); done
+  t0=$(now)
+  sleep "$(python3 -c "print($seconds - 0.2)")"
+  for side in a b; do ticks1[$side]=$(cpu_ticks "${pid[$side]}"); done
+  t1=$(now)
   declare -A rate
   for side in a b; do
     bench_wait "${load[$side]}" || {
@@ -81,12 +96,25 @@ for ((round = 1; round <= rounds; round++)); do
     }
     rate[$side]=$(sed -n 's/.*msgs_per_sec=\([0-9.]*\).*/\1/p' "$BENCH_TMP/load-$side.out")
   done
-  ratio=$(python3 -c "print(f'{${rate[b]} / ${rate[a]}:.3f}')")
-  ratios+=("$ratio")
-  echo "round $round: A ${rate[a]} msgs/s, B ${rate[b]} msgs/s, B/A $ratio"
+  rows+=("${rate[a]} ${rate[b]} $((ticks1[a] - ticks0[a])) $((ticks1[b] - ticks0[b])) $t0 $t1")
+  python3 - "$round" "${rows[-1]}" "$(getconf CLK_TCK)" <<'PY'
+import sys
+rnd, row, hz = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+ra, rb, ta, tb, t0, t1 = map(float, row)
+us = lambda ticks, rate: ticks / hz * 1e6 / (rate * (t1 - t0))
+ua, ub = us(ta, ra), us(tb, rb)
+print(f"round {rnd}: A {ra:.0f} msgs/s, {ua:.2f} CPU µs/msg; B {rb:.0f} msgs/s, {ub:.2f} CPU µs/msg;"
+      f" B/A by rate {rb / ra:.3f}, by CPU per message {ua / ub:.3f}")
+PY
 done
-python3 - "${ratios[@]}" <<'PY'
+python3 - "$(getconf CLK_TCK)" "${rows[@]}" <<'PY'
 import statistics, sys
-r = [float(x) for x in sys.argv[1:]]
-print(f"B/A median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})")
+hz = int(sys.argv[1])
+by_rate, by_cpu = [], []
+for row in sys.argv[2:]:
+    ra, rb, ta, tb, t0, t1 = map(float, row.split())
+    by_rate.append(rb / ra)
+    by_cpu.append((ta / ra) / (tb / rb))
+for name, r in (("by rate", by_rate), ("by CPU per message", by_cpu)):
+    print(f"B/A {name}: median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})")
 PY
