@@ -114,10 +114,14 @@ void BlockingPool::run_erased(void (*fn)(void*), void* arg) {
   }
   Job job{fn, arg, scheduler, detail::current_coroutine()};
   Scheduler::KeepAlive keep(*scheduler);  // run() waits for the wake-up
-  state_->submit(&job);
+  {
+    detail::InternalScope internal;  // the pool's own mutex and threads
+    state_->submit(&job);
+  }
   try {
     for (;;) {
       {
+        detail::InternalScope internal;
         std::lock_guard lock(job.mutex);
         if (job.done) return;
       }
@@ -126,6 +130,7 @@ void BlockingPool::run_erased(void (*fn)(void*), void* arg) {
   } catch (...) {
     // The scheduler is unwinding this coroutine: its stack, which the call
     // may be writing to, must outlive the call.
+    detail::InternalScope internal;
     std::unique_lock lock(job.mutex);
     job.finished.wait(lock, [&] { return job.done; });
     throw;

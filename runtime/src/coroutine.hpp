@@ -66,6 +66,7 @@ class alignas(64) Coroutine {
   Coroutine* joiner = nullptr;  // parked in join(), woken at exit
   std::uint64_t id = 0;
   void* tsan_fiber = nullptr;
+  void* local = nullptr;  // its owner's: coil-run's green thread record
   char name[kNameSize] = {};
 
   // usable_stack_hi() is the highest address frames may use: just below the

@@ -67,6 +67,17 @@ class FdTable {
     return &(*chunks_[c])[static_cast<std::size_t>(fd % kChunk)];
   }
 
+  // for_each() calls fn(fd, entry) for every entry the table holds.
+  template <class F>
+  void for_each(F&& fn) {
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      if (!chunks_[c]) continue;
+      for (std::size_t i = 0; i < kChunk; ++i) {
+        fn(static_cast<int>(c * kChunk + i), (*chunks_[c])[i]);
+      }
+    }
+  }
+
  private:
   using Chunk = std::array<FdEntry, kChunk>;
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <system_error>
 
+#include "running.hpp"
 #include "scheduler_impl.hpp"
 
 namespace coil::detail {
@@ -103,6 +104,7 @@ thread_local AltStack alt_stack;
 
 void install_overflow_guard() {
   static std::once_flag once;
+  InternalScope internal;  // call_once is pthread_once
   std::call_once(once, [] {
     struct sigaction sa {};
     sa.sa_sigaction = &on_segv;

@@ -47,7 +47,10 @@ void fd_reopened(int fd) noexcept {
   }
 }
 
-Poller::Poller() {
+Poller::Poller() { open(); }
+
+// open() makes the epoll instance and the notify eventfd, watched by it.
+void Poller::open() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw_errno("coil: epoll_create1");
   notify_fd_ = sys::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -67,6 +70,21 @@ Poller::Poller() {
     errno = err;
     throw_errno("coil: epoll_ctl(eventfd)");
   }
+}
+
+void Poller::reset_after_fork() {
+  // Closing drops only this process's references: the parent keeps its instance.
+  sys::close(epfd_);
+  sys::close(notify_fd_);
+  notified_.store(false, std::memory_order_relaxed);
+  open();
+  fds_.for_each([this](int fd, FdEntry& e) {
+    if (!e.registered) return;
+    e.registered = false;
+    // Waiters go on waiting, on the new instance (which reports a ready fd at once); the other
+    // fds register again at their next wait.
+    if (e.reader || e.writer || e.waiters) (void)register_fd(fd);
+  });
 }
 
 Poller::~Poller() {

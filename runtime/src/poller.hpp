@@ -96,7 +96,13 @@ class Poller {
   // notify() wakes a poll() in progress or the next one. Thread-safe.
   void notify() noexcept;
 
+  // reset_after_fork() gives a fork()ed child its own epoll instance and eventfd: the ones it
+  // inherited are shared with the parent, whose events its waits would take and whose set its
+  // registrations would change. Fds with waiters are registered on the new instance.
+  void reset_after_fork();
+
  private:
+  void open();
   FdEntry* register_fd(int fd);
   void dispatch(const epoll_event& ev) noexcept;
   void wake_waiters(FdEntry& e, int fd, std::uint8_t ready) noexcept;

@@ -33,4 +33,20 @@ struct SignalCounts {
 
 extern constinit thread_local SignalCounts tls_signals __attribute__((tls_model("initial-exec")));
 
+// tls_internal counts the InternalScopes alive on this thread.
+extern constinit thread_local int tls_internal __attribute__((tls_model("initial-exec")));
+
+// InternalScope marks coil's own code that shares pthread objects (std::mutex,
+// std::condition_variable, std::thread) with threads outside any scheduler,
+// such as the blocking pool's. Under coil-run, a pthread call made in a
+// coroutine is a green thread's and is emulated (preload/src/green.hpp);
+// inside an InternalScope it goes to glibc, as the other users' calls do.
+class InternalScope {
+ public:
+  InternalScope() noexcept { ++tls_internal; }
+  ~InternalScope() { --tls_internal; }
+  InternalScope(const InternalScope&) = delete;
+  InternalScope& operator=(const InternalScope&) = delete;
+};
+
 }  // namespace coil::detail

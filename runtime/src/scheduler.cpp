@@ -1,10 +1,13 @@
 // The run loop, parking and switching. Spawning and joining are in
 // coroutine.cpp; the public free functions in api.cpp.
 #include <poll.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -18,6 +21,7 @@
 namespace coil::detail {
 
 constinit thread_local Coroutine* tls_running __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local int tls_internal __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
 
@@ -39,6 +43,13 @@ SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
   GuardMode ignored;
   (void)guard_mode_from_env(&ignored);  // reject a malformed COIL_STACK_GUARD early
   install_overflow_guard();
+  static std::once_flag fork_handler;
+  InternalScope internal;  // call_once is pthread_once
+  std::call_once(fork_handler, [] {
+    ::pthread_atfork(nullptr, nullptr, [] {
+      if (tls_scheduler) tls_scheduler->after_fork_in_child();
+    });
+  });
   (void)hook::link_all_hooks();  // a static link must take every hook (link_all.cpp)
 }
 
@@ -399,6 +410,7 @@ bool SchedulerImpl::run_once(bool may_block) {
 
 void SchedulerImpl::post(std::function<void()> fn) {
   {
+    InternalScope internal;
     std::lock_guard lock(posted_mutex_);
     posted_.push_back(std::move(fn));
     has_posted_.store(true, std::memory_order_release);
@@ -410,6 +422,17 @@ void SchedulerImpl::add_keep_alive() noexcept { keep_alive_.fetch_add(1); }
 
 void SchedulerImpl::drop_keep_alive() noexcept {
   if (keep_alive_.fetch_sub(1) == 1) poller_.notify();  // let an idle run() re-check
+}
+
+void SchedulerImpl::after_fork_in_child() noexcept {
+  int old_notify = poller_.notify_fd();
+  try {
+    poller_.reset_after_fork();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "coil: the fork()ed child cannot have its own epoll: %s\n", e.what());
+    std::abort();
+  }
+  if (tls_signals.wake_fd.load() == old_notify) tls_signals.wake_fd.store(poller_.notify_fd());
 }
 
 void SchedulerImpl::report_deadlock() {

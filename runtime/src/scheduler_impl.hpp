@@ -93,6 +93,10 @@ class SchedulerImpl {
   void mark_not_ready(int fd, std::uint8_t interest) noexcept;
   WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
   void forget_fd(int fd) noexcept { poller_.forget(fd); }
+
+  // after_fork_in_child() makes the scheduler running on the thread that called fork() the
+  // child's own (Poller::reset_after_fork()). Called by a pthread_atfork child handler.
+  void after_fork_in_child() noexcept;
   // The signal masks of parked ppoll/pselect/epoll_pwait calls (interrupt.cpp).
   void add_mask(WaitSignalMask* m) noexcept;
   void remove_mask(WaitSignalMask* m) noexcept;

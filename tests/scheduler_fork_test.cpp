@@ -1,0 +1,62 @@
+// fork() in a coroutine: the child gets a runtime of its own. Without it, parent and child would
+// share one epoll instance (fork duplicates the fd, not the instance), so either could take the
+// other's readiness events, and the child's registrations would land in the parent's set.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "coil/scheduler.hpp"
+#include "test_support.hpp"
+
+namespace coil::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// child_echo() is the fork()ed child: it waits (parked, in its coroutine) for one byte on fd and
+// answers 'y' if it was 'x'. SIGALRM ends a child that was never woken.
+[[noreturn]] void child_echo(int fd) {
+  alarm(5);
+  char c = 0;
+  bool ok = read(fd, &c, 1) == 1 && c == 'x' && write(fd, "y", 1) == 1;
+  _exit(ok ? 0 : 1);
+}
+
+// One round: both processes park on their end of a socketpair at the same time, each must be
+// woken by its own event.
+void fork_round(int round) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  // The parent has waited on the child's end before: registered in the inherited instance.
+  timeval short_wait{0, 1000};
+  setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof short_wait);
+  char c = 0;
+  ASSERT_EQ(read(sv[1], &c, 1), -1);
+  timeval forever{0, 0};
+  setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) child_echo(sv[1]);
+  close(sv[1]);
+  coil::sleep_for(10ms);  // the child parks in its epoll_wait
+  ASSERT_EQ(write(sv[0], "x", 1), 1);
+  EXPECT_EQ(read(sv[0], &c, 1), 1) << "round " << round;  // parks until the child answers
+  EXPECT_EQ(c, 'y') << "round " << round;
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "round " << round << ": the child " << (WIFSIGNALED(status) ? "hung" : "failed");
+  close(sv[0]);
+}
+
+TEST(SchedulerFork, ParentAndChildEachWaitOnTheirOwnEpoll) {
+  coil::run([] {
+    for (int round = 0; round < 20 && !::testing::Test::HasFailure(); ++round) fork_round(round);
+  });
+}
+
+}  // namespace
+}  // namespace coil::test
