@@ -13,12 +13,27 @@
 #include "coil/detail/fd_wait.hpp"
 #include "coil/scheduler.hpp"
 #include "real.hpp"
+#include "running.hpp"
 
 namespace coil::hook {
 namespace {
 
+// kind_of_socket() classifies a socket by its type, and tells whether it
+// is a unix connection (FdState::unix_conn).
+FdKind kind_of_socket(int fd, bool* unix_conn) noexcept {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return FdKind::kMessage;
+  if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
+    int domain = 0;
+    len = sizeof domain;
+    *unix_conn = ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+  }
+  return type == SOCK_STREAM ? FdKind::kStream : FdKind::kMessage;
+}
+
 // kind_of() classifies an open fd by its inode type.
-FdKind kind_of(int fd, const struct stat& st) noexcept {
+FdKind kind_of(int fd, const struct stat& st, bool* unix_conn) noexcept {
   mode_t format = st.st_mode & S_IFMT;
   // The stdio fds are usually shared with other processes (a shell
   // pipeline, a terminal, a supervisor's socket): changing their O_NONBLOCK
@@ -27,14 +42,8 @@ FdKind kind_of(int fd, const struct stat& st) noexcept {
     return FdKind::kBorrowed;
   }
   switch (format) {
-    case S_IFSOCK: {
-      int type = 0;
-      socklen_t len = sizeof type;
-      if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM) {
-        return FdKind::kStream;
-      }
-      return FdKind::kMessage;
-    }
+    case S_IFSOCK:
+      return kind_of_socket(fd, unix_conn);
     case S_IFIFO:
       return FdKind::kPipe;
     case S_IFREG:
@@ -58,7 +67,7 @@ FdState classify(int fd) noexcept {
     s.kind = FdKind::kNone;
     return s;
   }
-  s.kind = kind_of(fd, st);
+  s.kind = kind_of(fd, st, &s.unix_conn);
   int flags = real::fcntl(fd, F_GETFL);
   if (flags < 0) flags = 0;
   s.user_nonblock = (flags & O_NONBLOCK) != 0;
@@ -97,6 +106,7 @@ FileState* free_list = nullptr;
 FileState* FileState::make(FdState s) noexcept {
   FileState* f = nullptr;
   {
+    coil::detail::InternalScope internal;  // pool threads close fds too
     std::lock_guard lock(free_mutex);
     if (free_list) {
       f = free_list;
@@ -115,6 +125,7 @@ FileState* FileState::make(FdState s) noexcept {
 
 void FileState::release() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  coil::detail::InternalScope internal;
   std::lock_guard lock(free_mutex);
   next_free_ = free_list;
   free_list = this;

@@ -41,6 +41,9 @@ struct FdState {
   FdKind kind = FdKind::kUnknown;
   bool user_nonblock = false;  // the user asked for O_NONBLOCK
   bool sys_nonblock = false;   // coil set O_NONBLOCK in the kernel
+  // unix_conn: an AF_UNIX SOCK_STREAM or SOCK_SEQPACKET socket, whose writer
+  // no event tells of the peer's shutdown(SHUT_RD) (see unix_write_io()).
+  bool unix_conn = false;
 
   // emulates_blocking() is true when a call that meets EAGAIN must wait.
   bool emulates_blocking() const noexcept { return sys_nonblock && !user_nonblock; }
@@ -91,17 +94,19 @@ class FileState {
  private:
   static constexpr std::uint32_t kUserNonblockBit = 1u << 8;
   static constexpr std::uint32_t kSysNonblockBit = 1u << 9;
+  static constexpr std::uint32_t kUnixConnBit = 1u << 10;
 
   // pack() and unpack() are inline: every hooked call reads the state.
   static std::uint32_t pack(FdState s) noexcept {
     return static_cast<std::uint32_t>(s.kind) | (s.user_nonblock ? kUserNonblockBit : 0) |
-           (s.sys_nonblock ? kSysNonblockBit : 0);
+           (s.sys_nonblock ? kSysNonblockBit : 0) | (s.unix_conn ? kUnixConnBit : 0);
   }
   static FdState unpack(std::uint32_t bits) noexcept {
     FdState s;
     s.kind = static_cast<FdKind>(bits & 0xff);
     s.user_nonblock = (bits & kUserNonblockBit) != 0;
     s.sys_nonblock = (bits & kSysNonblockBit) != 0;
+    s.unix_conn = (bits & kUnixConnBit) != 0;
     return s;
   }
 

@@ -1,7 +1,9 @@
 #include "io.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "coil/detail/park.hpp"
@@ -55,7 +57,7 @@ bool wait_in_poll(int fd, Dir dir, Deadline& deadline, detail::Interrupt mode) n
 }  // namespace
 
 COIL_HOT bool wait_ready(int fd, Dir dir, Deadline& deadline, bool moved) {
-  detail::Interrupt mode = moved ? detail::Interrupt::kAlways : interrupt_mode(deadline);
+  detail::Interrupt mode = interrupt_mode(deadline, moved);
   if (!in_coroutine()) return wait_in_poll(fd, dir, deadline, mode);
   switch (detail::wait_for_fd(fd, interest(dir), deadline.at(), mode)) {
     case WaitResult::kReady:
@@ -79,7 +81,8 @@ bool nap_until(TimePoint deadline) {
   return false;
 }
 
-bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleWait& scope) {
+bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleWait& scope,
+               Watch watch) {
   TimePoint start = detail::now();
   TimePoint end = start + length;
   if (!deadline.none()) {
@@ -89,15 +92,36 @@ bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleW
     }
     end = std::min(end, deadline.at());
   }
-  if (in_coroutine()) return nap_until(end);
-  auto left = std::chrono::ceil<std::chrono::nanoseconds>(end - start).count();
-  timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
-  while (real::nanosleep(&ts, &ts) != 0) {
-    if (errno != EINTR) return true;
+  // A handler that ran during the caller's last try, when nothing was parked
+  // for the scheduler to wake, ends the wait too: it ran inside the call.
+  if (scope.interrupted()) {
+    errno = EINTR;
+    return false;
+  }
+  if (in_coroutine()) {
+    if (watch.fd < 0) return nap_until(end);
+    // The scope above makes this wait interruptible; kError is EINTR or EBADF.
+    return detail::wait_for_fd(watch.fd, interest(watch.dir), end) != WaitResult::kError;
+  }
+  pollfd p{watch.fd, static_cast<short>(watch.dir == Dir::kIn ? POLLIN : POLLOUT), 0};
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(end - detail::now()).count();
+    int rc = real::poll(watch.fd < 0 ? nullptr : &p, watch.fd < 0 ? 0 : 1,
+                        static_cast<int>(std::clamp<decltype(left)>(left, 0, 0x7fffffff)));
+    if (rc > 0 && (p.revents & POLLNVAL)) {
+      errno = EBADF;
+      return false;
+    }
+    if (rc >= 0 || errno != EINTR) return true;
     // A handler ran: the blocking call ends if it would (see wait_in_poll).
     if (!deadline.none() || scope.interrupted()) return false;
   }
-  return true;
+}
+
+void take_socket_error(int fd) noexcept {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) errno = err;
 }
 
 bool wait_borrowed(int fd, Deadline& deadline) {

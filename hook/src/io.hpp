@@ -61,10 +61,15 @@ bool nap_until(TimePoint deadline);
 
 // interrupt_mode() says which caught signals end a wait under `deadline`:
 // all of them when the call has a timeout (signal(7): socket calls under
-// SO_RCVTIMEO or SO_SNDTIMEO are never restarted), else those without
-// SA_RESTART.
-inline detail::Interrupt interrupt_mode(const Deadline& deadline) noexcept {
-  return deadline.none() ? detail::Interrupt::kUnlessRestart : detail::Interrupt::kAlways;
+// SO_RCVTIMEO or SO_SNDTIMEO are never restarted) or has `moved` data (see
+// wait_ready()), else those without SA_RESTART.
+inline detail::Interrupt interrupt_mode(const Deadline& deadline, bool moved = false) noexcept {
+  return deadline.none() && !moved ? detail::Interrupt::kUnlessRestart : detail::Interrupt::kAlways;
+}
+
+// interest() maps a direction to the runtime's interest bits.
+inline std::uint8_t interest(Dir dir) noexcept {
+  return dir == Dir::kIn ? detail::kReadable : detail::kWritable;
 }
 
 // Pauses is the schedule of a retry_paused() wait: the first pause, doubled
@@ -74,31 +79,41 @@ struct Pauses {
   Duration longest;
 };
 
-// pause_for() waits `length`, never past the deadline: it parks the running
-// coroutine, or sleeps the thread outside coroutines (whose blocking call
-// would have blocked it). False with errno EAGAIN when the deadline has
-// passed, or EINTR when a caught signal ended it as scope says.
-bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleWait& scope);
+// Watch is an fd whose readiness for dir also ends a pause (none if fd < 0):
+// for a wait that fd events announce, but not always.
+struct Watch {
+  int fd = -1;
+  Dir dir = Dir::kIn;
+};
+
+// pause_for() waits `length`, never past the deadline, or until `watch` is
+// ready: it parks the running coroutine (until an epoll edge of watch), or
+// sleeps the thread outside coroutines (in poll(2) on watch), whose blocking
+// call would have blocked it. False with errno EAGAIN when the deadline has
+// passed, EINTR when a caught signal ended the wait as scope says (also one
+// caught since scope began, while the caller was trying), or EBADF when
+// watch was closed.
+bool pause_for(Duration length, Deadline& deadline, const detail::InterruptibleWait& scope,
+               Watch watch = {});
 
 // retry_paused() is the wait for what no fd event announces: a file lock
-// released elsewhere, room in a unix listener's backlog. The caller's own
-// try found it busy; this pauses and calls attempt() (one non-blocking try:
-// >= 0 when done, else -1 with errno) again until it is done or fails with
-// an errno busy() does not accept, the deadline passes (-1, EAGAIN) or a
-// caught signal ends the wait as the blocking call would end (-1, EINTR).
+// released elsewhere, room in a unix listener's backlog, a unix peer's
+// shutdown (with `watch`, whose readiness also ends each pause). The
+// caller's own try found it busy; this pauses and calls attempt() (one
+// non-blocking try: >= 0 when done, else -1 with errno) again until it is
+// done or fails with an errno busy() does not accept, the deadline passes
+// (-1, EAGAIN) or a caught signal ends the wait as the blocking call would
+// end (-1, EINTR; `moved`: see wait_ready()). One InterruptibleWait spans
+// all the pauses and tries.
 template <class Attempt, class Busy>
-int retry_paused(Attempt&& attempt, Busy&& busy, Deadline& deadline, Pauses pauses) {
-  detail::InterruptibleWait scope(interrupt_mode(deadline));
+auto retry_paused(Attempt&& attempt, Busy&& busy, Deadline& deadline, Pauses pauses,
+                  Watch watch = {}, bool moved = false) -> decltype(attempt()) {
+  detail::InterruptibleWait scope(interrupt_mode(deadline, moved));
   for (Duration pause = pauses.first;; pause = std::min(pause * 2, pauses.longest)) {
-    if (!pause_for(pause, deadline, scope)) return -1;
-    int rc = attempt();
+    if (!pause_for(pause, deadline, scope, watch)) return -1;
+    auto rc = attempt();
     if (rc >= 0 || !busy(errno)) return rc;
   }
-}
-
-// interest() maps a direction to the runtime's interest bits.
-inline std::uint8_t interest(Dir dir) noexcept {
-  return dir == Dir::kIn ? detail::kReadable : detail::kWritable;
 }
 
 // emulating_context() is fd's context when coil emulates blocking calls on

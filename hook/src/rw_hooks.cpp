@@ -30,24 +30,24 @@ std::size_t total_of(const iovec* iov, int count) noexcept {
   return sum;
 }
 
-// The rest of a blocking write to a stream socket after a partial one goes
-// out with MSG_NOSIGNAL: the blocking call raises no SIGPIPE once it has
-// written something (it returns the count); the user's next write will.
+// is_socket() is true for a stream socket coil knows of.
 bool is_socket(int fd) noexcept {
   FdContext* c = find_context(fd);
   return c && c->state().kind == FdKind::kStream;
 }
 
-ssize_t write_rest(int fd, const char* p, std::size_t n) {
-  return is_socket(fd) ? real::send(fd, p, n, MSG_NOSIGNAL) : real::write(fd, p, n);
+// write's and writev's tries that must raise no SIGPIPE (quiet, see
+// output()) go to the socket as send and sendmsg with MSG_NOSIGNAL.
+ssize_t write_part(int fd, const char* p, std::size_t n, int quiet) {
+  return quiet ? real::send(fd, p, n, quiet) : real::write(fd, p, n);
 }
 
-ssize_t writev_rest(int fd, const IovCursor& rest) {
-  if (!is_socket(fd)) return real::writev(fd, rest.data(), rest.count());
+ssize_t writev_part(int fd, const IovCursor& part, int quiet) {
+  if (!quiet) return real::writev(fd, part.data(), part.count());
   msghdr m{};
-  m.msg_iov = const_cast<iovec*>(rest.data());
-  m.msg_iovlen = static_cast<std::size_t>(rest.count());
-  return real::sendmsg(fd, &m, MSG_NOSIGNAL);
+  m.msg_iov = const_cast<iovec*>(part.data());
+  m.msg_iovlen = static_cast<std::size_t>(part.count());
+  return real::sendmsg(fd, &m, quiet);
 }
 
 // Advancer keeps an IovCursor in step with output()'s `done` count.
@@ -105,8 +105,8 @@ ssize_t send_impl(int fd, const void* buf, std::size_t n, int flags, const socka
                   socklen_t len) {
   if (flags & MSG_DONTWAIT) return real::sendto(fd, buf, n, flags, addr, len);
   const char* p = static_cast<const char*>(buf);
-  return output(fd, n, [=](std::size_t done) {
-    return real::sendto(fd, p + done, n - done, done ? flags | MSG_NOSIGNAL : flags, addr, len);
+  return output(fd, n, [=](std::size_t done, int quiet) {
+    return real::sendto(fd, p + done, n - done, flags | quiet, addr, len);
   });
 }
 
@@ -146,10 +146,7 @@ COIL_HOOK ssize_t pread(int fd, void* buf, size_t n, off_t offset) {
 COIL_HOOK COIL_HOT ssize_t write(int fd, const void* buf, size_t n) {
   const char* p = static_cast<const char*>(buf);
   return output(
-      fd, n,
-      [=](std::size_t done) {
-        return done ? write_rest(fd, p + done, n - done) : real::write(fd, buf, n);
-      },
+      fd, n, [=](std::size_t done, int quiet) { return write_part(fd, p + done, n - done, quiet); },
       [=] {
         iovec v{const_cast<void*>(buf), n};
         return file_write(fd, &v, 1, kCurrentOffset);
@@ -160,9 +157,7 @@ COIL_HOOK ssize_t writev(int fd, const iovec* iov, int count) {
   Advancer rest{IovCursor(iov, count)};
   return output(
       fd, total_of(iov, count),
-      [&](std::size_t done) {
-        return done ? writev_rest(fd, rest.to(done)) : real::writev(fd, iov, count);
-      },
+      [&](std::size_t done, int quiet) { return writev_part(fd, rest.to(done), quiet); },
       [=] { return file_write(fd, iov, count, kCurrentOffset); });
 }
 
@@ -210,8 +205,8 @@ COIL_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   if (flags & MSG_DONTWAIT) return real::sendmsg(fd, msg, flags);
   Advancer rest{IovCursor(msg->msg_iov, static_cast<int>(msg->msg_iovlen))};
   return output(fd, total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
-                [&](std::size_t done) {
-                  if (!done) return real::sendmsg(fd, msg, flags);
+                [&](std::size_t done, int quiet) {
+                  if (!done) return real::sendmsg(fd, msg, flags | quiet);
                   // The rest carries no ancillary data: that went with the first part.
                   msghdr m = *msg;
                   const IovCursor& r = rest.to(done);
@@ -219,13 +214,14 @@ COIL_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
                   m.msg_iovlen = static_cast<std::size_t>(r.count());
                   m.msg_control = nullptr;
                   m.msg_controllen = 0;
-                  return real::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+                  return real::sendmsg(fd, &m, flags | quiet);
                 });
 }
 
 COIL_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t n) {
+  // sendfile takes no MSG_NOSIGNAL: its tries keep the kernel's SIGPIPE.
   return output(out, n,
-                [=](std::size_t done) { return real::sendfile(out, in, offset, n - done); });
+                [=](std::size_t done, int) { return real::sendfile(out, in, offset, n - done); });
 }
 
 // Fortified forms, which glibc's headers substitute under _FORTIFY_SOURCE

@@ -27,8 +27,10 @@ FdKind kind_of_type(int type) noexcept {
   return (type & 0xf) == SOCK_STREAM ? FdKind::kStream : FdKind::kMessage;
 }
 
-FdState own_socket(int type) noexcept {
-  return FdState{kind_of_type(type), (type & SOCK_NONBLOCK) != 0, true};
+FdState own_socket(int domain, int type) noexcept {
+  int base = type & 0xf;
+  bool unix_conn = domain == AF_UNIX && (base == SOCK_STREAM || base == SOCK_SEQPACKET);
+  return FdState{kind_of_type(type), (type & SOCK_NONBLOCK) != 0, true, unix_conn};
 }
 
 // finish_connect() waits for a connect in progress as the blocking
@@ -82,7 +84,7 @@ int accept_impl(int fd, sockaddr* addr, socklen_t* len, int flags) {
   }));
   if (s < 0) return s;
   FdKind kind = listener.kind == FdKind::kMessage ? FdKind::kMessage : FdKind::kStream;
-  note_new_fd(s, FdState{kind, (flags & SOCK_NONBLOCK) != 0, true});
+  note_new_fd(s, FdState{kind, (flags & SOCK_NONBLOCK) != 0, true, listener.unix_conn});
   // Like the kernel's accepted socket, the new fd inherits the listener's
   // timeouts.
   FdContext* n = c ? find_context(s) : nullptr;
@@ -114,7 +116,7 @@ COIL_HOOK int socket(int domain, int type, int protocol) noexcept {
     return fd;
   }
   int fd = real::socket(domain, type | SOCK_NONBLOCK, protocol);
-  if (fd >= 0) note_new_fd(fd, own_socket(type));
+  if (fd >= 0) note_new_fd(fd, own_socket(domain, type));
   return fd;
 }
 
