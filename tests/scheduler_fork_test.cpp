@@ -58,5 +58,62 @@ TEST(SchedulerFork, ParentAndChildEachWaitOnTheirOwnEpoll) {
   });
 }
 
+// A fork() in a coroutine leaves the child with that coroutine alone, as a thread's fork()
+// leaves it with that thread: a ticking coroutine stops, one parked on a pipe is not woken by the
+// child's write to it, and the child's run() returns once the forker ends. The child reports
+// with its exit status: 0 all right, 1 the ticker ran, 2 the reader ran, 4 write failed.
+TEST(SchedulerFork, TheChildRunsOnlyTheForkingCoroutine) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  int ticks = 0;
+  bool stop = false, reader_ran = false;
+  pid_t pid = -1;
+  coil::Scheduler sched;
+  sched
+      .spawn([&] {
+        while (!stop) {
+          coil::sleep_for(1ms);
+          ++ticks;
+        }
+      })
+      .detach();
+  sched
+      .spawn([&] {
+        char c;
+        reader_ran = read(p[0], &c, 1) == 1;  // the parent's is woken by the child's byte
+      })
+      .detach();
+  sched
+      .spawn([&] {
+        coil::sleep_for(5ms);
+        pid = fork();
+        if (pid != 0) return;
+        alarm(5);
+        int before = ticks;
+        if (write(p[1], "x", 1) != 1) _exit(4);
+        coil::sleep_for(30ms);
+        if (ticks != before) _exit(1);
+        if (reader_ran) _exit(2);
+      })
+      .detach();
+  sched
+      .spawn([&] {
+        coil::sleep_for(60ms);
+        stop = true;
+      })
+      .detach();
+  sched.run();
+  if (pid == 0) _exit(0);  // the child: run() returned once the forker ended
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the ticker ran in the child; 2: the reader did";
+  EXPECT_GT(ticks, 10);
+  EXPECT_TRUE(reader_ran);
+  close(p[0]);
+  close(p[1]);
+}
+
 }  // namespace
 }  // namespace coil::test

@@ -23,6 +23,7 @@ enum class CoState : std::uint8_t {
   kRunning,  // the one coroutine this thread is running
   kParked,   // suspended in park(); maybe in the sleep tree
   kDone,     // body finished; waiting to be joined or released
+  kLost,     // left behind by fork() in the child, which runs only the forking coroutine
 };
 
 using ReadyHook = boost::intrusive::list_member_hook<>;

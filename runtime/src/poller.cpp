@@ -72,13 +72,18 @@ void Poller::open() {
   }
 }
 
-void Poller::reset_after_fork() {
+void Poller::reset_after_fork(bool keep_waiters) {
   // Closing drops only this process's references: the parent keeps its instance.
   sys::close(epfd_);
   sys::close(notify_fd_);
   notified_.store(false, std::memory_order_relaxed);
   open();
-  fds_.for_each([this](int fd, FdEntry& e) {
+  if (!keep_waiters) tree_.clear();
+  fds_.for_each([&](int fd, FdEntry& e) {
+    if (!keep_waiters) {
+      e.reader = e.writer = nullptr;
+      e.waiters = 0;
+    }
     if (!e.registered) return;
     e.registered = false;
     // Waiters go on waiting, on the new instance (which reports a ready fd at once); the other

@@ -98,8 +98,9 @@ class Poller {
 
   // reset_after_fork() gives a fork()ed child its own epoll instance and eventfd: the ones it
   // inherited are shared with the parent, whose events its waits would take and whose set its
-  // registrations would change. Fds with waiters are registered on the new instance.
-  void reset_after_fork();
+  // registrations would change. Fds with waiters are registered on the new instance if
+  // keep_waiters, else the waiters are forgotten (their coroutines are gone).
+  void reset_after_fork(bool keep_waiters);
 
  private:
   void open();

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 
@@ -425,14 +426,40 @@ void SchedulerImpl::drop_keep_alive() noexcept {
 }
 
 void SchedulerImpl::after_fork_in_child() noexcept {
+  new (&posted_mutex_) std::mutex;  // another thread may have held it at the fork
+  posted_.clear();                  // wake-ups from threads the child does not have
+  has_posted_.store(false, std::memory_order_relaxed);
+  keep_alive_.store(0, std::memory_order_relaxed);
+  if (running_) abandon_all_but(running_);
   int old_notify = poller_.notify_fd();
   try {
-    poller_.reset_after_fork();
+    poller_.reset_after_fork(/*keep_waiters=*/!running_);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "coil: the fork()ed child cannot have its own epoll: %s\n", e.what());
     std::abort();
   }
   if (tls_signals.wake_fd.load() == old_notify) tls_signals.wake_fd.store(poller_.notify_fd());
+}
+
+// abandon_all_but() leaves the child of a fork() made in coroutine keep as the child of a
+// threaded program is left: with only the thread that forked. The others are dropped from every
+// queue and never run again; their stacks stay mapped (the child's copies, like a vanished
+// thread's) so that the objects on them that others point to stay readable. Finished ones stay,
+// to be joined.
+void SchedulerImpl::abandon_all_but(Coroutine* keep) noexcept {
+  ready_.clear();
+  sleeping_.clear();
+  masks_ = nullptr;  // every parked ppoll/pselect's, none of them keep's
+  for (auto it = all_.begin(); it != all_.end();) {
+    Coroutine& co = *it;
+    if (&co == keep || co.state == CoState::kDone) {
+      ++it;
+      continue;
+    }
+    co.state = CoState::kLost;  // wake() refuses it
+    it = all_.erase(it);
+    --live_;
+  }
 }
 
 void SchedulerImpl::report_deadlock() {

@@ -95,7 +95,9 @@ class SchedulerImpl {
   void forget_fd(int fd) noexcept { poller_.forget(fd); }
 
   // after_fork_in_child() makes the scheduler running on the thread that called fork() the
-  // child's own (Poller::reset_after_fork()). Called by a pthread_atfork child handler.
+  // child's own (Poller::reset_after_fork()). A fork() made in a coroutine leaves the child with
+  // that coroutine alone, as a thread's fork() leaves it with that thread alone: the others are
+  // lost (abandon_all_but()). Called by a pthread_atfork child handler.
   void after_fork_in_child() noexcept;
   // The signal masks of parked ppoll/pselect/epoll_pwait calls (interrupt.cpp).
   void add_mask(WaitSignalMask* m) noexcept;
@@ -141,6 +143,7 @@ class SchedulerImpl {
   bool posts_pending();
   void report_deadlock();
   void unwind_all() noexcept;
+  void abandon_all_but(Coroutine* keep) noexcept;
 
   const Clock* clock_;
   std::size_t default_stack_size_;
