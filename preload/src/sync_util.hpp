@@ -1,0 +1,67 @@
+// What the emulated pthread synchronisation objects (sync_mutex.cpp, sync_cond.cpp,
+// sync_rwlock.cpp, sync_misc.cpp) share: a view of a field of the program's own object as an
+// atomic word, the checks glibc makes of an absolute timeout, and the mutex operations a
+// condition variable's wait is made of.
+//
+// The rule all of them follow: the state lives in the program's object, in glibc's own fields
+// where glibc's static initializers or init functions put data (so that a PTHREAD_*_INITIALIZER
+// or an object initialised by glibc before main() works for green threads), and an object at rest
+// (nobody holds or waits on it) means the same to the emulation and to glibc. An object must not
+// be used by green threads and native threads (threads started before main(), coil's own) at the
+// same time: neither side wakes the other's waiters. Process-shared objects are glibc's alone.
+#pragma once
+
+#include <pthread.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "coil/time.hpp"
+#include "green_futex.hpp"
+
+namespace coil::preload::sync {
+
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  alignof(std::atomic<std::uint32_t>) == alignof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "a 32-bit field of a pthread object must be usable as a std::atomic<uint32_t>");
+
+// word_at() is the 32-bit field offset bytes into object, as an atomic word: the futex words
+// the emulation parks green threads on. Precondition: offset names a 4-byte aligned field.
+template <class Object>
+std::atomic<std::uint32_t>* word_at(Object* object, std::size_t offset) noexcept {
+  return reinterpret_cast<std::atomic<std::uint32_t>*>(reinterpret_cast<char*>(object) + offset);
+}
+
+// valid_nsec() is glibc's valid_nanoseconds(): what EINVAL is about in a timed wait.
+inline bool valid_nsec(const timespec& t) noexcept {
+  return t.tv_nsec >= 0 && t.tv_nsec < 1'000'000'000;
+}
+
+// supported_clock() is true for the clocks glibc's clocked waits accept (else EINVAL).
+inline bool supported_clock(clockid_t clock) noexcept {
+  return clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC;
+}
+
+// deadline_of() converts a valid absolute timeout on clock into a deadline on coil's clock. As in
+// glibc, a negative tv_sec is a time already past (the kernel would refuse it, so glibc times out
+// without asking). A time more than 2^32 s after the clock's epoch (136 years) never comes: it is
+// cut off before deadline_from(), whose arithmetic in nanoseconds would overflow.
+inline TimePoint deadline_of(clockid_t clock, const timespec& abstime) noexcept {
+  constexpr time_t kNever = time_t{1} << 32;
+  if (abstime.tv_sec < 0) return TimePoint::min();
+  if (abstime.tv_sec >= kNever) return kNoDeadline;
+  return deadline_from(clock, abstime);
+}
+
+// The mutex half of a condition variable's wait (sync_mutex.cpp). unlock_for_wait() releases
+// mutex as pthread_cond_wait does (an error-checking or recursive mutex the caller does not hold
+// gives EPERM); relock_after_wait() takes it back, parking as long as it takes. Neither changes
+// the mutex's count of users, as glibc's do not: the waiter still counts as one (destroying the
+// mutex meanwhile gives EBUSY). Precondition: in_green_thread().
+int unlock_for_wait(pthread_mutex_t* mutex);
+int relock_after_wait(pthread_mutex_t* mutex);
+
+}  // namespace coil::preload::sync

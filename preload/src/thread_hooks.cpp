@@ -1,0 +1,343 @@
+// The pthread calls about threads, for green threads: create, join, detach, exit, self, equal,
+// once, and the calls that take a pthread_t and would hand a green one to glibc (which would read
+// it as its own thread descriptor). Every hook is the plain glibc call unless the caller is a
+// green thread (green.hpp), or the pthread_t is not a green thread's.
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <new>
+#include <unordered_set>
+
+#include "coil/scheduler.hpp"
+#include "coroutine.hpp"
+#include "green.hpp"
+#include "green_futex.hpp"
+#include "green_thread.hpp"
+#include "options.hpp"
+#include "real_pthread.hpp"
+#include "running.hpp"
+
+namespace coil::preload {
+namespace {
+
+std::atomic<std::uint32_t> last_id{0};
+std::atomic<bool> main_gone{false};
+detail::Coroutine* main_coroutine = nullptr;
+
+// Under --native-threads the program's threads are glibc's, and a main() that calls
+// pthread_exit() must still leave the process running until the last of them ends (coil's own
+// threads, which never end, do not count): NativeStart counts them.
+std::atomic<int> live_native{0};
+
+void native_thread_ended() {
+  if (live_native.fetch_sub(1) == 1 && main_gone.load()) std::exit(0);
+}
+
+struct NativeStart {
+  void* (*start)(void*);
+  void* arg;
+};
+
+// run_native() is a counted native thread: the guard's destructor also runs when pthread_exit
+// unwinds the thread.
+void* run_native(void* p) {
+  NativeStart start = *static_cast<NativeStart*>(p);
+  delete static_cast<NativeStart*>(p);
+  struct Ended {
+    ~Ended() { native_thread_ended(); }
+  } ended;
+  return start.start(start.arg);
+}
+
+int create_native(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  if (detail::tls_internal != 0) return real::pthread_create(out, attr, start, arg);
+  auto* p = new (std::nothrow) NativeStart{start, arg};
+  if (!p) return EAGAIN;
+  live_native.fetch_add(1);
+  int rc = real::pthread_create(out, attr, run_native, p);
+  if (rc != 0) {
+    live_native.fetch_sub(1);
+    delete p;
+  }
+  return rc;
+}
+
+// The live green threads' records, so that a pthread_t can be told to be one (and a stale or
+// native one passed to glibc). Touched only by green threads, which share one OS thread.
+std::unordered_set<const GreenThread*>& registry() {
+  static auto* threads = new std::unordered_set<const GreenThread*>;  // outlives exit()
+  return *threads;
+}
+
+GreenThread* green_of(pthread_t handle) {
+  auto* t = reinterpret_cast<GreenThread*>(handle);
+  return registry().count(t) ? t : nullptr;
+}
+
+GreenThread* make_record() {
+  auto* t = new GreenThread;
+  t->id = last_id.fetch_add(1, std::memory_order_relaxed) + 1;
+  registry().insert(t);
+  return t;
+}
+
+void forget(GreenThread* t) {
+  registry().erase(t);
+  delete t;
+}
+
+// finish() ends green thread t after its start routine returned or it called pthread_exit.
+void finish(GreenThread* t) noexcept {
+  run_key_destructors(t);
+  t->done.store(1, std::memory_order_release);
+  if (t->detached) {
+    forget(t);
+  } else {
+    futex_wake(&t->done, INT_MAX);
+  }
+}
+
+// run_thread() is a green thread's coroutine. noexcept: an exception escaping the start routine
+// ends the process through std::terminate, as it does for a pthread.
+void run_thread(GreenThread* t) noexcept {
+  t->co = detail::current_coroutine();
+  t->co->local = t;
+  try {
+    t->result = t->start(t->arg);
+  } catch (const GreenExit& exit) {
+    t->result = exit.value;
+  }
+  finish(t);
+}
+
+// stack_size_of() is the stack a new green thread gets: the attr's size if the program set one,
+// else the --stack-size default. A size equal to glibc's default counts as not set.
+std::size_t stack_size_of(const pthread_attr_t* attr) {
+  Options opts;
+  std::string ignored;
+  (void)options_from_env(&opts, &ignored);  // checked at start-up
+  if (!attr) return opts.stack_size;
+  std::size_t size = 0, fallback = 0;
+  pthread_attr_getstacksize(attr, &size);
+  pthread_attr_t fresh;
+  pthread_attr_init(&fresh);
+  pthread_attr_getstacksize(&fresh, &fallback);
+  pthread_attr_destroy(&fresh);
+  return size == fallback ? opts.stack_size : std::max(size, kMinStackSize);
+}
+
+bool detached_in(const pthread_attr_t* attr) {
+  int state = PTHREAD_CREATE_JOINABLE;
+  return attr && pthread_attr_getdetachstate(attr, &state) == 0 && state == PTHREAD_CREATE_DETACHED;
+}
+
+int create_green(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  GreenThread* t;
+  try {
+    t = make_record();
+  } catch (const std::bad_alloc&) {
+    return EAGAIN;
+  }
+  t->start = start;
+  t->arg = arg;
+  t->detached = detached_in(attr);
+  try {
+    Scheduler::spawn_on(
+        detail::current_scheduler_or_throw(), [t] { run_thread(t); },
+        SpawnOptions{.name = "pthread", .stack_size = stack_size_of(attr)})
+        .detach();
+  } catch (const std::exception&) {  // no memory for the stack: what glibc says
+    forget(t);
+    return EAGAIN;
+  }
+  *out = reinterpret_cast<pthread_t>(t);
+  return 0;
+}
+
+// join_green() waits for t (until deadline) and collects it.
+int join_green(GreenThread* t, void** result, TimePoint deadline) {
+  GreenThread* self = current_green_thread();
+  if (t == self) return EDEADLK;
+  if (t->detached || t->joining) return EINVAL;
+  t->joining = true;
+  while (t->done.load(std::memory_order_acquire) == 0) {
+    if (futex_wait(&t->done, 0, deadline) == FutexResult::kTimeout &&
+        t->done.load(std::memory_order_acquire) == 0) {
+      t->joining = false;
+      return deadline == TimePoint::min() ? EBUSY : ETIMEDOUT;
+    }
+  }
+  if (result) *result = t->result;
+  forget(t);
+  return 0;
+}
+
+// once_green() runs pthread_once for a green thread. The control word's states are glibc's (0:
+// not run, bit 1: running, bit 2: done), so a native thread's pthread_once on the same object
+// agrees; a run in progress on a native thread is waited for by polling, 1 ms at a time.
+int once_green(pthread_once_t* control, void (*routine)()) {
+  auto* word = reinterpret_cast<std::atomic<std::uint32_t>*>(control);
+  static_assert(sizeof(pthread_once_t) == sizeof(std::uint32_t));
+  constexpr std::uint32_t kRunning = 1, kDone = 2;
+  for (;;) {
+    std::uint32_t state = word->load(std::memory_order_acquire);
+    if (state & kDone) return 0;
+    if (state == 0 && word->compare_exchange_strong(state, kRunning)) break;
+    futex_wait(word, state, std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+  }
+  routine();  // a routine that pthread_exits leaves it running for good, as in glibc
+  word->store(kDone, std::memory_order_release);
+  futex_wake(word, INT_MAX);
+  return 0;
+}
+
+}  // namespace
+
+void adopt_main() {
+  main_coroutine = detail::current_coroutine();
+  if (!green_mode()) return;
+  GreenThread* t = make_record();
+  t->is_main = true;
+  t->co = main_coroutine;
+  t->co->local = t;
+}
+
+bool main_exited() noexcept { return main_gone.load(); }
+
+void after_main_exited() {
+  if (green_mode() || live_native.load() == 0) std::exit(0);
+  real::pthread_exit.get()(nullptr);  // the last native thread's end calls exit(0)
+  std::abort();                       // not reached
+}
+
+void after_fork_in_child() noexcept {
+  live_native.store(0);
+  futex_forget_all();
+  const GreenThread* me = current_green_thread();
+  if (me && !me->is_main) main_gone.store(true);
+}
+
+void finish_main() noexcept {
+  if (GreenThread* t = current_green_thread()) finish(t);
+}
+
+}  // namespace coil::preload
+
+using namespace coil::preload;
+
+COIL_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                             void* arg) {
+  // Before main() and under --native-threads, and for coil's own threads: a real thread.
+  if (!in_green_thread()) {
+    if (green_mode() || !main_coroutine) return real::pthread_create(thread, attr, start, arg);
+    return create_native(thread, attr, start, arg);
+  }
+  return create_green(thread, attr, start, arg);
+}
+
+COIL_HOOK int pthread_join(pthread_t thread, void** result) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_join(thread, result);
+  return join_green(t, result, coil::kNoDeadline);
+}
+
+COIL_HOOK int pthread_tryjoin_np(pthread_t thread, void** result) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_tryjoin_np(thread, result);
+  return join_green(t, result, coil::TimePoint::min());
+}
+
+COIL_HOOK int pthread_timedjoin_np(pthread_t thread, void** result,
+                                   const struct timespec* abstime) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_timedjoin_np(thread, result, abstime);
+  if (!abstime) return join_green(t, result, coil::kNoDeadline);
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+  return join_green(t, result, deadline_from(CLOCK_REALTIME, *abstime));
+}
+
+COIL_HOOK int pthread_detach(pthread_t thread) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_detach(thread);
+  if (t->detached) return EINVAL;
+  if (t->done.load(std::memory_order_acquire) != 0) {
+    forget(t);  // finished already: nobody will join it
+  } else {
+    t->detached = true;
+  }
+  return 0;
+}
+
+COIL_HOOK void pthread_exit(void* value) {
+  // main()'s coroutine, green or not, unwinds to its start; glibc's pthread_exit would unwind the
+  // OS thread's whole stack through it.
+  bool in_main = main_coroutine && coil::detail::tls_running == main_coroutine;
+  // Not through Real::operator(), which is noexcept: glibc unwinds this frame.
+  if (!in_main && !current_green_thread()) real::pthread_exit.get()(value);
+  if (in_main) main_gone.store(true);
+  throw GreenExit{value};
+}
+
+COIL_HOOK pthread_t pthread_self() {
+  GreenThread* t = current_green_thread();
+  return t ? reinterpret_cast<pthread_t>(t) : real::pthread_self();
+}
+
+COIL_HOOK int pthread_equal(pthread_t a, pthread_t b) { return a == b; }
+
+COIL_HOOK int pthread_once(pthread_once_t* control, void (*routine)()) {
+  if (!in_green_thread()) return real::pthread_once(control, routine);
+  return once_green(control, routine);
+}
+
+// pthread_getattr_np describes a green thread: its coroutine stack and detach state.
+COIL_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_getattr_np(thread, attr);
+  int rc = pthread_attr_init(attr);
+  if (rc != 0) return rc;
+  const coil::detail::Stack& stack = t->co->stack;
+  pthread_attr_setstack(
+      attr, stack.lo,
+      static_cast<std::size_t>(t->co->usable_stack_hi() - static_cast<char*>(stack.lo)));
+  pthread_attr_setdetachstate(attr,
+                              t->detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
+  return 0;
+}
+
+COIL_HOOK int pthread_setname_np(pthread_t thread, const char* name) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_setname_np(thread, name);
+  if (strlen(name) >= sizeof t->name) return ERANGE;
+  strcpy(t->name, name);
+  return 0;
+}
+
+COIL_HOOK int pthread_getname_np(pthread_t thread, char* name, size_t size) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_getname_np(thread, name, size);
+  if (strlen(t->name) >= size) return ERANGE;
+  strcpy(name, t->name);
+  return 0;
+}
+
+// pthread_kill to a green thread: signal 0 checks that it exists; a real signal goes to the OS
+// thread all green threads share (its handler runs there, in whichever green thread is running).
+COIL_HOOK int pthread_kill(pthread_t thread, int sig) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_kill(thread, sig);
+  if (sig == 0) return t->done.load() ? ESRCH : 0;
+  return real::pthread_kill(real::pthread_self(), sig);
+}
+
+// pthread_cancel: green threads cannot be cancelled (a limit README states).
+COIL_HOOK int pthread_cancel(pthread_t thread) {
+  GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
+  if (!t) return real::pthread_cancel(thread);
+  return ENOTSUP;
+}
