@@ -7,7 +7,7 @@ COIL_BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config libboost-conte
   libcli11-dev libhttp-parser-dev)
 # COIL_TEST_PACKAGES add what the tests, benchmarks and checking scripts use.
 COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang gdb
-  strace)
+  strace curl python3 nginx-light)
 # COIL_BENCH_PACKAGES add the peers the whole-system benchmarks (tools/bench/*.sh) run against.
 COIL_BENCH_PACKAGES=("${COIL_TEST_PACKAGES[@]}" wrk nginx-light golang-go gnuplot-nox)
 
