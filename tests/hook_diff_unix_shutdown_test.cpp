@@ -83,6 +83,19 @@ std::vector<Writer> writers() {
   };
 }
 
+// after_the_peer_ended() joins the peer that ended b and records whether SIGPIPE came, and what a
+// write and a receive on a that begin afterwards see; then closes the pair.
+void after_the_peer_ended(Ctx& c, int a, int b, bool closed) {
+  c.join_peers();
+  record_pending_sigpipe(c);
+  c.ret("a write that begins afterwards", write(a, "x", 1));
+  record_pending_sigpipe(c);
+  char buf[8];
+  c.ret("a receive afterwards", recv(a, buf, sizeof buf, MSG_DONTWAIT));
+  close(a);
+  if (!closed) close(b);
+}
+
 // parked_write_ends() fills a unix socket of `type`, parks each writer on
 // it and lets the peer stop reading 60 ms later: the write ends then. It
 // records the result, whether SIGPIPE came, and what a write and a receive
@@ -104,14 +117,7 @@ void parked_write_ends(Ctx& c, int type, PeerEnd end) {
     std::vector<char> data = pattern(size);
     c.timed(std::string(w.name) + " parked on a full socket, until the peer's " + name_of(end),
             kWaitedLo, kWaitedHi, [&, a = a] { return w.call(a, data.data(), data.size()); });
-    c.join_peers();
-    record_pending_sigpipe(c);
-    c.ret("a write that begins afterwards", write(a, "x", 1));
-    record_pending_sigpipe(c);
-    char buf[8];
-    c.ret("a receive afterwards", recv(a, buf, sizeof buf, MSG_DONTWAIT));
-    close(a);
-    if (!closed) close(b);
+    after_the_peer_ended(c, a, b, closed);
   }
 }
 
@@ -164,14 +170,7 @@ TEST(HookDiffUnixShutdown, PartialWriteReturnsItsCountAtPeerShutdown) {
             c.timed(std::string(w.name) + " of 8 MiB, until the peer's " + name_of(end), kWaitedLo,
                     kWaitedHi, [&, a = a] { return w.call(a, big.data(), big.size()); });
         c.check("partial", n > 0 && n < static_cast<ssize_t>(big.size()));
-        c.join_peers();
-        record_pending_sigpipe(c);
-        c.ret("a write that begins afterwards", write(a, "x", 1));
-        record_pending_sigpipe(c);
-        char buf[8];
-        c.ret("a receive afterwards", recv(a, buf, sizeof buf, MSG_DONTWAIT));
-        close(a);
-        if (!closed) close(b);
+        after_the_peer_ended(c, a, b, closed);
       }
     }
   });
