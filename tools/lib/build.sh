@@ -31,7 +31,7 @@ coil_config_args() {
     tsan) printf '%s\n' -DCOIL_CONTEXT=asm -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCOIL_SANITIZE=thread -DCOIL_WERROR=ON ;;
     release) printf '%s\n' -DCMAKE_BUILD_TYPE=Release -DCOIL_SANITIZE= -DCOIL_BUILD_TESTS=OFF \
-      -DCOIL_BUILD_TOOLS=OFF -DCOIL_BUILD_EXAMPLES=ON ;;
+      -DCOIL_BUILD_TOOLS=ON -DCOIL_BUILD_EXAMPLES=ON ;;
     *) return 1 ;;
   esac
 }
