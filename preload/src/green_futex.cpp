@@ -5,7 +5,6 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
-#include <functional>
 
 #include "coil/detail/park.hpp"
 #include "coil/scheduler.hpp"
@@ -26,14 +25,21 @@ using WaitQueue = boost::intrusive::list<Waiter>;
 // bucket are told apart by Waiter::word; each queue keeps arrival order.
 constexpr std::size_t kBuckets = 512;
 
+// Never destroyed: a green thread may still wait or wake while exit() runs the static destructors
+// (an atexit handler that locks a mutex, a detached thread parked on a condition variable).
 std::array<WaitQueue, kBuckets>& queues() noexcept {
-  static std::array<WaitQueue, kBuckets> table;
-  return table;
+  static auto* table = new std::array<WaitQueue, kBuckets>;
+  return *table;
 }
 
+// queue_of() spreads words by a Fibonacci hash of the address: pthread objects sit in arrays and
+// structs at small fixed strides, which the low bits alone would crowd into a few buckets.
 WaitQueue& queue_of(const void* word) noexcept {
-  auto bits = reinterpret_cast<std::uintptr_t>(word);
-  return queues()[std::hash<std::uintptr_t>{}(bits >> 2) % kBuckets];
+  constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15;
+  constexpr int kBucketBits = 9;
+  static_assert(kBuckets == std::size_t{1} << kBucketBits);
+  auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(word));
+  return queues()[(bits * kGolden) >> (64 - kBucketBits)];
 }
 
 // Unlink takes a waiter off its queue when the wait ends any way but by futex_wake(),
@@ -111,12 +117,16 @@ void futex_forget_all() noexcept {
 }
 
 TimePoint deadline_from(clockid_t clock, const timespec& abstime) noexcept {
+  // Seconds are compared before they are converted: a program's "forever" (a tv_sec near the
+  // type's limits) would overflow the subtraction or the nanosecond count.
+  constexpr time_t kNever = time_t{100} * 365 * 24 * 3600;
   timespec now{};
   clock_gettime(clock, &now);
+  TimePoint start = std::chrono::steady_clock::now();
+  if (abstime.tv_sec > now.tv_sec && abstime.tv_sec - now.tv_sec > kNever) return kNoDeadline;
+  if (abstime.tv_sec < now.tv_sec - 1) return start;  // already past
   auto left = std::chrono::seconds(abstime.tv_sec - now.tv_sec) +
               std::chrono::nanoseconds(abstime.tv_nsec - now.tv_nsec);
-  TimePoint start = std::chrono::steady_clock::now();
-  if (left > std::chrono::hours(24 * 365 * 100)) return kNoDeadline;  // far enough: never
   return start + std::chrono::duration_cast<Duration>(left);
 }
 

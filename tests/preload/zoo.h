@@ -110,6 +110,10 @@ static inline int reached(clockid_t clock, const struct timespec* deadline) {
 __attribute__((unused)) static const struct timespec kBadNsec = {.tv_sec = 0,
                                                                  .tv_nsec = 1000000000};
 __attribute__((unused)) static const struct timespec kNegative = {.tv_sec = -1, .tv_nsec = 0};
+/* The extremes a program may pass for "already over" and "never". */
+__attribute__((unused)) static const struct timespec kAncient = {.tv_sec = LONG_MIN + 5,
+                                                                 .tv_nsec = 0};
+__attribute__((unused)) static const struct timespec kNever = {.tv_sec = LONG_MAX, .tv_nsec = 0};
 
 static inline void sleep_ms(long ms) {
   struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
