@@ -3,6 +3,10 @@
 // the thread's CPU time does not), fds carry exactly the flags the kernel
 // reports, and an fd keeps the user's blocking mode when it moves between
 // coroutines and plain threads in either direction.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -249,6 +253,85 @@ TEST(HookPassthrough, PlainThreadBesideASchedulerThread) {
   ASSERT_EQ(write(q[1], "q", 1), 1);
   sched_thread.join();
   for (int fd : {p[0], p[1], q[0], q[1]}) close(fd);
+}
+
+// pthread_cancel() of a plain thread blocked in a hooked call: glibc's forced unwind passes
+// through the hook (which must not be noexcept on that path) and the join sees PTHREAD_CANCELED.
+struct CancelCase {
+  const char* name;
+  void (*block)(int fd);  // blocks for good on fd, the read end of an empty pipe
+};
+
+void* run_case(void* arg) {
+  auto* c = static_cast<CancelCase*>(arg);
+  int p[2];
+  if (pipe(p) != 0) return nullptr;
+  pthread_cleanup_push(
+      [](void* fds) {
+        close(static_cast<int*>(fds)[0]);
+        close(static_cast<int*>(fds)[1]);
+      },
+      p);
+  c->block(p[0]);
+  pthread_cleanup_pop(1);
+  return nullptr;
+}
+
+TEST(HookPassthrough, CancelOfAThreadBlockedInAHookedCall) {
+  CancelCase cases[] = {
+      {"read",
+       [](int fd) {
+         char b;
+         (void)!read(fd, &b, 1);
+       }},
+      {"readv",
+       [](int fd) {
+         char b;
+         iovec v{&b, 1};
+         (void)!readv(fd, &v, 1);
+       }},
+      {"poll",
+       [](int fd) {
+         pollfd pf{fd, POLLIN, 0};
+         (void)!poll(&pf, 1, -1);
+       }},
+      {"select",
+       [](int fd) {
+         fd_set r;
+         FD_ZERO(&r);
+         FD_SET(fd, &r);
+         (void)!select(fd + 1, &r, nullptr, nullptr, nullptr);
+       }},
+      {"nanosleep",
+       [](int) {
+         timespec t{1000, 0};
+         nanosleep(&t, nullptr);
+       }},
+      {"sleep", [](int) { sleep(1000); }},
+      {"accept",
+       [](int) {
+         int s = socket(AF_INET, SOCK_STREAM, 0);
+         sockaddr_in a{};
+         a.sin_family = AF_INET;
+         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+         (void)!bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+         (void)!listen(s, 1);
+         pthread_cleanup_push([](void* fd) { close(*static_cast<int*>(fd)); }, &s);
+         (void)!accept(s, nullptr, nullptr);
+         pthread_cleanup_pop(1);
+       }},
+  };
+  for (CancelCase& c : cases) {
+    with_watchdog(c.name, [&] {
+      pthread_t t;
+      ASSERT_EQ(pthread_create(&t, nullptr, run_case, &c), 0);
+      std::this_thread::sleep_for(20ms);  // into the call
+      ASSERT_EQ(pthread_cancel(t), 0);
+      void* result = nullptr;
+      ASSERT_EQ(pthread_join(t, &result), 0);
+      EXPECT_EQ(result, PTHREAD_CANCELED) << c.name;
+    });
+  }
 }
 
 // A program started with posix_spawn sees the kernel's file description,

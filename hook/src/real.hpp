@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <type_traits>
 
 // COIL_HOOK marks an interposed libc function: C linkage, exported.
 #define COIL_HOOK extern "C" __attribute__((visibility("default")))
@@ -51,8 +52,10 @@ class Real {
     return f;
   }
 
+  // noexcept where the function is (glibc's __THROW): a cancellation point, which is not, lets
+  // the forced unwind of pthread_cancel() or pthread_exit() pass through.
   template <class... Args>
-  auto operator()(Args... args) noexcept {
+  auto operator()(Args... args) noexcept(std::is_nothrow_invocable_v<F, Args...>) {
     return get()(args...);
   }
 

@@ -5,12 +5,9 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
-
-namespace coil::detail {
-class Coroutine;
-}
 
 namespace coil::preload {
 
@@ -30,7 +27,10 @@ struct GreenThread {
   bool detached = false;
   bool joining = false;  // a pthread_join is waiting for it
   bool is_main = false;
-  detail::Coroutine* co = nullptr;
+  // The stack, as pthread_getattr_np reports it: the size from creation, the address once the
+  // thread first runs (kept after it ends, as glibc keeps a joinable thread's).
+  void* stack_lo = nullptr;
+  std::size_t stack_size = 0;
   std::vector<KeySlot> keys;  // by pthread_key_t
   char name[16] = {};         // pthread_setname_np
 };

@@ -68,6 +68,9 @@ int wait(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
   const std::uint32_t seen = word->load(std::memory_order_relaxed);
   if (int rc = unlock_for_wait(m); rc != 0) return rc;
   const FutexResult result = futex_wait(word, seen, deadline);
+  // A deadline already past parks not at all: the others still get to run while m is free, as
+  // they would natively (after_refusal() in sync_util.hpp says why).
+  if (result == FutexResult::kTimeout) coil::yield();
   if (int rc = relock_after_wait(m); rc != 0) return rc;
   return result == FutexResult::kTimeout ? ETIMEDOUT : 0;
 }

@@ -3,11 +3,12 @@
 //
 // Spinlocks: glibc's lock word and encoding (on x86, 1 is free and 0 or less taken:
 // pthread_spin_init stores 1, the same instruction as unlock), so pthread_spin_init, _destroy
-// and _trylock need no hook. A green thread that finds the lock taken must not spin, since the
-// holder may be a green thread that runs only when this one stops: it parks until a green unlock
-// wakes it, or for at most kSpinPoll, as the holder may be a native thread or another process
-// (a spinlock's pshared flag is not recorded anywhere), whose unlock wakes nobody here. Like
-// glibc's, these spinlocks are not fair: a thread that unlocks and locks again at once wins.
+// and _trylock are glibc's (a refused trylock yields, as every refused try does). A green thread
+// that finds the lock taken must not spin, since the holder may be a green thread that runs only
+// when this one stops: it parks until a green unlock wakes it, or for at most kSpinPoll, as the
+// holder may be a native thread or another process (a spinlock's pshared flag is not recorded
+// anywhere), whose unlock wakes nobody here. Like glibc's, these spinlocks are not fair: a thread
+// that unlocks and locks again at once wins.
 //
 // Barriers: pthread_barrier_init is glibc's, which fills glibc's 20 bytes, and then marks the
 // barrier in the 12 bytes glibc leaves alone: kBarrierMark, unless it is process-shared (those
@@ -54,6 +55,7 @@ namespace {
 #pragma GCC diagnostic ignored "-Wignored-attributes"
 #define COIL_REAL_SYNC(name) constinit hook::Real<decltype(&::name)> real_##name{#name};
 COIL_REAL_SYNC(pthread_spin_lock)
+COIL_REAL_SYNC(pthread_spin_trylock)
 COIL_REAL_SYNC(pthread_spin_unlock)
 COIL_REAL_SYNC(pthread_barrier_init)
 COIL_REAL_SYNC(pthread_barrier_destroy)
@@ -206,7 +208,7 @@ int sem_wait_green(sem_t* s, TimePoint deadline) {
       if (detail::tls_signals.of(true) != restartless) return fail(EINTR);
       continue;  // only SA_RESTART handlers ran: the kernel would have restarted the wait
     }
-    if (result == FutexResult::kTimeout) return fail(ETIMEDOUT);
+    if (result == FutexResult::kTimeout) return fail(after_refusal(ETIMEDOUT));
     if (result == FutexResult::kWoken) {
       if (take_handed(s)) return 0;
       woken = true;
@@ -240,6 +242,12 @@ using namespace coil::preload::sync;
 COIL_HOOK int pthread_spin_lock(pthread_spinlock_t* lock) noexcept {
   if (!in_green_thread()) return real_pthread_spin_lock(lock);
   return spin_lock(lock);
+}
+
+// pthread_spin_trylock is glibc's, after which a green thread refused yields (after_refusal()).
+COIL_HOOK int pthread_spin_trylock(pthread_spinlock_t* lock) noexcept {
+  int rc = real_pthread_spin_trylock(lock);
+  return in_green_thread() ? after_refusal(rc) : rc;
 }
 
 COIL_HOOK int pthread_spin_unlock(pthread_spinlock_t* lock) noexcept {
@@ -289,7 +297,7 @@ COIL_HOOK int sem_wait(sem_t* s) {
 
 COIL_HOOK int sem_trywait(sem_t* s) noexcept {
   if (!in_green_thread() || !marked(s)) return real_sem_trywait(s);
-  return take(s) ? 0 : fail(EAGAIN);
+  return take(s) ? 0 : fail(after_refusal(EAGAIN));
 }
 
 COIL_HOOK int sem_timedwait(sem_t* s, const timespec* abstime) {

@@ -41,9 +41,12 @@
 // pthread_mutex_init, hooked for every caller, adds kPrivateRobust to a robust mutex whose attr
 // says process-private: that one is emulated.
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <climits>
@@ -200,6 +203,15 @@ int acquire(pthread_mutex_t* m, std::uint32_t unlocked, const Wait& wait) {
   return wait_for(m, word, unlocked, deadline);
 }
 
+// wake_native() wakes a native thread that may wait in glibc's lock for a mutex a green thread
+// released (coil's own threads, threads started before main()): a contended word with no green
+// waiter is one. The other way round is not covered: glibc's unlock wakes no green waiter
+// (sync_util.hpp). Rare enough for its system call: a word also stays contended after a green
+// waiter's timeout.
+void wake_native(std::atomic<std::uint32_t>* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
 // release() frees m's lock word, or hands m over to its longest waiter.
 void release(pthread_mutex_t* m, std::uint32_t unlocked) {
   std::atomic<std::uint32_t>* word = lock_word(m);
@@ -209,8 +221,9 @@ void release(pthread_mutex_t* m, std::uint32_t unlocked) {
     word->store(taken_value(word, unlocked), std::memory_order_release);
     return;
   }
-  if ((word->exchange(unlocked, std::memory_order_release) & kContended) != 0) {
-    futex_wake(word, 1);
+  if ((word->exchange(unlocked, std::memory_order_release) & kContended) != 0 &&
+      futex_wake(word, 1) == 0) {
+    wake_native(word);
   }
 }
 
@@ -292,19 +305,19 @@ COIL_HOOK int pthread_mutex_lock(pthread_mutex_t* m) noexcept {
 
 COIL_HOOK int pthread_mutex_trylock(pthread_mutex_t* m) noexcept {
   if (!in_green_thread() || shared(m)) return real_trylock(m);
-  return lock(m, Wait{.try_only = true});
+  return after_refusal(lock(m, Wait{.try_only = true}));
 }
 
 COIL_HOOK int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) noexcept {
   if (!in_green_thread() || shared(m)) return real_timedlock(m, abstime);
-  return lock(m, Wait{.abstime = abstime});
+  return after_refusal(lock(m, Wait{.abstime = abstime}));
 }
 
 COIL_HOOK int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock,
                                       const timespec* abstime) noexcept {
   if (!in_green_thread() || shared(m)) return real_clocklock(m, clock, abstime);
   if (!supported_clock(clock)) return EINVAL;  // glibc's first check
-  return lock(m, Wait{.abstime = abstime, .clock = clock});
+  return after_refusal(lock(m, Wait{.abstime = abstime, .clock = clock}));
 }
 
 COIL_HOOK int pthread_mutex_unlock(pthread_mutex_t* m) noexcept {

@@ -246,18 +246,18 @@ COIL_HOOK int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
 
 COIL_HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept {
   if (!in_green_thread() || shared(l)) return real_pthread_rwlock_tryrdlock(l);
-  return rdlock(l, Wait{.try_only = true});
+  return after_refusal(rdlock(l, Wait{.try_only = true}));
 }
 
 COIL_HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* abstime) noexcept {
   if (!in_green_thread() || shared(l)) return real_pthread_rwlock_timedrdlock(l, abstime);
-  return rdlock(l, Wait{.abstime = abstime});
+  return after_refusal(rdlock(l, Wait{.abstime = abstime}));
 }
 
 COIL_HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock,
                                          const timespec* abstime) noexcept {
   if (!in_green_thread() || shared(l)) return real_pthread_rwlock_clockrdlock(l, clock, abstime);
-  return rdlock(l, Wait{.abstime = abstime, .clock = clock});
+  return after_refusal(rdlock(l, Wait{.abstime = abstime, .clock = clock}));
 }
 
 COIL_HOOK int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
@@ -267,18 +267,18 @@ COIL_HOOK int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
 
 COIL_HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept {
   if (!in_green_thread() || shared(l)) return real_pthread_rwlock_trywrlock(l);
-  return wrlock(l, Wait{.try_only = true});
+  return after_refusal(wrlock(l, Wait{.try_only = true}));
 }
 
 COIL_HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* abstime) noexcept {
   if (!in_green_thread() || shared(l)) return real_pthread_rwlock_timedwrlock(l, abstime);
-  return wrlock(l, Wait{.abstime = abstime});
+  return after_refusal(wrlock(l, Wait{.abstime = abstime}));
 }
 
 COIL_HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock,
                                          const timespec* abstime) noexcept {
   if (!in_green_thread() || shared(l)) return real_pthread_rwlock_clockwrlock(l, clock, abstime);
-  return wrlock(l, Wait{.abstime = abstime, .clock = clock});
+  return after_refusal(wrlock(l, Wait{.abstime = abstime, .clock = clock}));
 }
 
 COIL_HOOK int pthread_rwlock_unlock(pthread_rwlock_t* l) noexcept {

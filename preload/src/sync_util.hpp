@@ -8,9 +8,11 @@
 // or an object initialised by glibc before main() works for green threads), and an object at rest
 // (nobody holds or waits on it) means the same to the emulation and to glibc. An object must not
 // be used by green threads and native threads (threads started before main(), coil's own) at the
-// same time: neither side wakes the other's waiters. Process-shared objects are glibc's alone.
+// same time: no glibc call wakes a green waiter (a green mutex unlock does wake a native one,
+// sync_mutex.cpp). Process-shared objects are glibc's alone.
 #pragma once
 
+#include <errno.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -18,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "coil/scheduler.hpp"
 #include "coil/time.hpp"
 #include "green_futex.hpp"
 
@@ -54,6 +57,15 @@ inline TimePoint deadline_of(clockid_t clock, const timespec& abstime) noexcept 
   if (abstime.tv_sec < 0) return TimePoint::min();
   if (abstime.tv_sec >= kNever) return kNoDeadline;
   return deadline_from(clock, abstime);
+}
+
+// after_refusal() passes a lock call's result on, after a yield if it is a refusal (EBUSY, EAGAIN
+// or ETIMEDOUT from a try or a timed wait): natively the holder runs on its own thread while a
+// program retries in a loop; here it runs only when the caller stops, so without the yield such
+// a loop would spin for good. Precondition: in_green_thread().
+inline int after_refusal(int rc) {
+  if (rc == EBUSY || rc == EAGAIN || rc == ETIMEDOUT) coil::yield();
+  return rc;
 }
 
 // The mutex half of a condition variable's wait (sync_mutex.cpp). unlock_for_wait() releases

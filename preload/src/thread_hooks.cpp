@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <new>
+#include <string>
 #include <unordered_set>
 
 #include "coil/scheduler.hpp"
@@ -25,7 +26,11 @@
 namespace coil::preload {
 namespace {
 
-std::atomic<std::uint32_t> last_id{0};
+// Green thread ids start far above any tid (pid_max is at most 2^22), so that a mutex's owner
+// field, which holds a tid for glibc and an id for coil, never confuses a native thread with a
+// green one.
+constexpr std::uint32_t kFirstId = std::uint32_t{1} << 30;
+std::atomic<std::uint32_t> last_id{kFirstId - 1};
 std::atomic<bool> main_gone{false};
 detail::Coroutine* main_coroutine = nullptr;
 
@@ -91,6 +96,14 @@ void forget(GreenThread* t) {
   delete t;
 }
 
+// adopt() makes co the coroutine of green thread t: what current_green_thread() reads, and the
+// stack pthread_getattr_np reports.
+void adopt(GreenThread* t, detail::Coroutine* co) noexcept {
+  co->local = t;
+  t->stack_lo = co->stack.lo;
+  t->stack_size = static_cast<std::size_t>(co->usable_stack_hi() - co->stack.lo);
+}
+
 // finish() ends green thread t after its start routine returned or it called pthread_exit.
 void finish(GreenThread* t) noexcept {
   run_key_destructors(t);
@@ -105,8 +118,7 @@ void finish(GreenThread* t) noexcept {
 // run_thread() is a green thread's coroutine. noexcept: an exception escaping the start routine
 // ends the process through std::terminate, as it does for a pthread.
 void run_thread(GreenThread* t) noexcept {
-  t->co = detail::current_coroutine();
-  t->co->local = t;
+  adopt(t, detail::current_coroutine());
   try {
     t->result = t->start(t->arg);
   } catch (const GreenExit& exit) {
@@ -115,20 +127,61 @@ void run_thread(GreenThread* t) noexcept {
   finish(t);
 }
 
+// default_stack_size() is --stack-size, read once (start-up has checked it).
+std::size_t default_stack_size() {
+  static const std::size_t size = [] {
+    Options opts;
+    std::string ignored;
+    (void)options_from_env(&opts, &ignored);
+    return opts.stack_size;
+  }();
+  return size;
+}
+
+// glibc keeps a size the program never set as 0 in the attr, and pthread_attr_getstacksize()
+// reports the process default for it, so an explicit 8 MiB could not be told from none. The
+// field is read where glibc 2.3x keeps it (struct pthread_attr: schedparam, schedpolicy, flags,
+// guardsize, stackaddr, stacksize), once a probe has shown that it is there.
+constexpr std::size_t kStackSizeOffset = 32;
+
+std::size_t stored_stack_size(const pthread_attr_t* attr) {
+  std::size_t size;
+  memcpy(&size, reinterpret_cast<const char*>(attr) + kStackSizeOffset, sizeof size);
+  return size;
+}
+
+bool layout_known() {
+  static const bool known = [] {
+    constexpr std::size_t kProbe = 3 * 1024 * 1024 + 4096;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return false;
+    bool ok = stored_stack_size(&attr) == 0 && pthread_attr_setstacksize(&attr, kProbe) == 0 &&
+              stored_stack_size(&attr) == kProbe;
+    pthread_attr_destroy(&attr);
+    return ok;
+  }();
+  return known;
+}
+
 // stack_size_of() is the stack a new green thread gets: the attr's size if the program set one,
-// else the --stack-size default. A size equal to glibc's default counts as not set.
+// else the --stack-size default. Where glibc's layout is not the one known, a size equal to
+// glibc's default counts as not set.
 std::size_t stack_size_of(const pthread_attr_t* attr) {
-  Options opts;
-  std::string ignored;
-  (void)options_from_env(&opts, &ignored);  // checked at start-up
-  if (!attr) return opts.stack_size;
-  std::size_t size = 0, fallback = 0;
+  if (!attr) return default_stack_size();
+  std::size_t size = 0;
   pthread_attr_getstacksize(attr, &size);
-  pthread_attr_t fresh;
-  pthread_attr_init(&fresh);
-  pthread_attr_getstacksize(&fresh, &fallback);
-  pthread_attr_destroy(&fresh);
-  return size == fallback ? opts.stack_size : std::max(size, kMinStackSize);
+  bool set;
+  if (layout_known()) {
+    set = stored_stack_size(attr) != 0;
+  } else {
+    pthread_attr_t fresh;
+    std::size_t fallback = 0;
+    pthread_attr_init(&fresh);
+    pthread_attr_getstacksize(&fresh, &fallback);
+    pthread_attr_destroy(&fresh);
+    set = size != fallback;
+  }
+  return set ? std::max(size, kMinStackSize) : default_stack_size();
 }
 
 bool detached_in(const pthread_attr_t* attr) {
@@ -146,10 +199,11 @@ int create_green(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void
   t->start = start;
   t->arg = arg;
   t->detached = detached_in(attr);
+  t->stack_size = stack_size_of(attr);
   try {
     Scheduler::spawn_on(
         detail::current_scheduler_or_throw(), [t] { run_thread(t); },
-        SpawnOptions{.name = "pthread", .stack_size = stack_size_of(attr)})
+        SpawnOptions{.name = "pthread", .stack_size = t->stack_size})
         .detach();
   } catch (const std::exception&) {  // no memory for the stack: what glibc says
     forget(t);
@@ -177,22 +231,40 @@ int join_green(GreenThread* t, void** result, TimePoint deadline) {
   return 0;
 }
 
-// once_green() runs pthread_once for a green thread. The control word's states are glibc's (0:
-// not run, bit 1: running, bit 2: done), so a native thread's pthread_once on the same object
-// agrees; a run in progress on a native thread is waited for by polling, 1 ms at a time.
+// The pthread_once control word, as glibc lays it out: bit 0 running, bit 1 done, and the
+// fork generation (a multiple of 4) of the process that began a run. A child of fork() whose
+// parent was in the middle of a run (on a thread the child does not have) starts it again.
+constexpr std::uint32_t kOnceRunning = 1, kOnceDone = 2;
+std::atomic<std::uint32_t> fork_generation{0};
+
+// OnceRun is a run of a once routine: it ends it as done, or, if the routine left by an exception
+// or pthread_exit(), as never run, waking the green threads that waited either way (glibc's
+// cleanup handler does the same).
+struct OnceRun {
+  std::atomic<std::uint32_t>* word;
+  bool done = false;
+  ~OnceRun() {
+    word->store(done ? kOnceDone : 0, std::memory_order_release);
+    futex_wake(word, INT_MAX);
+  }
+};
+
+// once_green() runs pthread_once for a green thread. A run in progress on a native thread (whose
+// wake-up would not reach a green waiter) is waited for by polling, 1 ms at a time.
 int once_green(pthread_once_t* control, void (*routine)()) {
   auto* word = reinterpret_cast<std::atomic<std::uint32_t>*>(control);
   static_assert(sizeof(pthread_once_t) == sizeof(std::uint32_t));
-  constexpr std::uint32_t kRunning = 1, kDone = 2;
+  const std::uint32_t mine = fork_generation.load(std::memory_order_relaxed) | kOnceRunning;
   for (;;) {
     std::uint32_t state = word->load(std::memory_order_acquire);
-    if (state & kDone) return 0;
-    if (state == 0 && word->compare_exchange_strong(state, kRunning)) break;
+    if (state & kOnceDone) return 0;
+    bool stale = (state & kOnceRunning) && state != mine;  // begun before a fork
+    if ((state == 0 || stale) && word->compare_exchange_strong(state, mine)) break;
     futex_wait(word, state, std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
   }
-  routine();  // a routine that pthread_exits leaves it running for good, as in glibc
-  word->store(kDone, std::memory_order_release);
-  futex_wake(word, INT_MAX);
+  OnceRun run{word};
+  routine();
+  run.done = true;
   return 0;
 }
 
@@ -203,8 +275,7 @@ void adopt_main() {
   if (!green_mode()) return;
   GreenThread* t = make_record();
   t->is_main = true;
-  t->co = main_coroutine;
-  t->co->local = t;
+  adopt(t, main_coroutine);
 }
 
 bool main_exited() noexcept { return main_gone.load(); }
@@ -217,6 +288,7 @@ void after_main_exited() {
 
 void after_fork_in_child() noexcept {
   live_native.store(0);
+  fork_generation.fetch_add(4, std::memory_order_relaxed);
   futex_forget_all();
   const GreenThread* me = current_green_thread();
   if (me && !me->is_main) main_gone.store(true);
@@ -249,6 +321,10 @@ COIL_HOOK int pthread_join(pthread_t thread, void** result) {
 COIL_HOOK int pthread_tryjoin_np(pthread_t thread, void** result) {
   GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
   if (!t) return real::pthread_tryjoin_np(thread, result);
+  if (t->done.load(std::memory_order_acquire) == 0) {  // glibc's first check
+    coil::yield();  // a program that polls lets the thread run (sync::after_refusal())
+    return EBUSY;
+  }
   return join_green(t, result, coil::TimePoint::min());
 }
 
@@ -265,6 +341,7 @@ COIL_HOOK int pthread_detach(pthread_t thread) {
   GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
   if (!t) return real::pthread_detach(thread);
   if (t->detached) return EINVAL;
+  if (t->joining) return 0;  // as glibc: the joiner still collects it
   if (t->done.load(std::memory_order_acquire) != 0) {
     forget(t);  // finished already: nobody will join it
   } else {
@@ -295,16 +372,18 @@ COIL_HOOK int pthread_once(pthread_once_t* control, void (*routine)()) {
   return once_green(control, routine);
 }
 
-// pthread_getattr_np describes a green thread: its coroutine stack and detach state.
+// pthread_getattr_np describes a green thread: its coroutine stack and detach state. The stack's
+// address is known once the thread has first run; before, the attr has only its size.
 COIL_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
   if (!t) return real::pthread_getattr_np(thread, attr);
   int rc = pthread_attr_init(attr);
   if (rc != 0) return rc;
-  const coil::detail::Stack& stack = t->co->stack;
-  pthread_attr_setstack(
-      attr, stack.lo,
-      static_cast<std::size_t>(t->co->usable_stack_hi() - static_cast<char*>(stack.lo)));
+  if (t->stack_lo) {
+    pthread_attr_setstack(attr, t->stack_lo, t->stack_size);
+  } else {  // not started yet: its stack is not known
+    pthread_attr_setstacksize(attr, t->stack_size);
+  }
   pthread_attr_setdetachstate(attr,
                               t->detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
   return 0;

@@ -128,8 +128,38 @@ static void fork_exec_in_thread(void) {
   check(status == 7, "fork() and exec in a thread: the program's status");
 }
 
+/* Fork while another thread runs a pthread_once routine: the child, which lacks that thread,
+ * runs the routine itself instead of waiting for it for good. */
+static pthread_once_t slow_once = PTHREAD_ONCE_INIT;
+static atomic_int once_started;
+static void slow_init(void) {
+  atomic_store(&once_started, 1);
+  usleep(100 * 1000);
+}
+static void* calls_slow_once(void* arg) {
+  (void)arg;
+  pthread_once(&slow_once, slow_init);
+  return NULL;
+}
+
+static void fork_during_once(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, calls_slow_once, NULL) != 0) abort();
+  while (!atomic_load(&once_started)) usleep(1000);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(5); /* a child that waits for the routine forever ends by SIGALRM */
+    pthread_once(&slow_once, slow_init);
+    _exit(3);
+  }
+  check(pid > 0 && wait_status(pid) == 3, "fork() during a pthread_once: the child runs it");
+  pthread_join(t, NULL);
+}
+
 int main(void) {
   start_ticker();
+  fork_during_once();
   fork_in_thread();
   fork_in_main();
   fork_exec_in_thread();

@@ -542,6 +542,7 @@ int main(void) {
   run("objects initialised before main()", objects_from_before_main);
   run("process-shared objects across fork", process_shared);
   run("named semaphore", named_semaphore);
+  run("retry loops of try and past-deadline calls end when the holder lets go", retry_loops);
   printf("%s\n", failures ? "some checks FAILED" : "all checks ok");
   return failures ? 1 : 0;
 }

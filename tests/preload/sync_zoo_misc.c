@@ -407,3 +407,63 @@ void named_semaphore(void) {
   EXPECT_ERRNO(sem_wait(s), 0);
   EXPECT_ERRNO(sem_close(s), 0);
 }
+
+/* ---- retry loops ---- */
+
+/* A program may poll with a try call, or a timed call whose deadline is past, until it succeeds:
+ * each loop below ends once the holder, which sleeps 20 ms first, lets go. */
+static int spin_lock_fn(void* s) { return pthread_spin_lock(s); }
+static int spin_unlock_fn(void* s) { return pthread_spin_unlock(s); }
+static int rd_fn(void* l) { return pthread_rwlock_rdlock(l); }
+static int rw_unlock_fn(void* l) { return pthread_rwlock_unlock(l); }
+
+void retry_loops(void) {
+  pthread_mutex_t m;
+  pthread_mutex_init(&m, NULL);
+  struct Holder h = {.object = &m, .take = lock_fn, .give = mutex_unlock_fn, .hold_ms = 20};
+  hold_start(&h);
+  while (pthread_mutex_trylock(&m) == EBUSY) {
+  }
+  EXPECT_RC(pthread_mutex_unlock(&m), 0);
+  hold_end(&h);
+  hold_start(&h);
+  while (pthread_mutex_timedlock(&m, &kNegative) == ETIMEDOUT) {
+  }
+  EXPECT_RC(pthread_mutex_unlock(&m), 0);
+  hold_end(&h);
+  pthread_mutex_destroy(&m);
+
+  pthread_spinlock_t s;
+  pthread_spin_init(&s, PTHREAD_PROCESS_PRIVATE);
+  struct Holder sh = {
+      .object = (void*)&s, .take = spin_lock_fn, .give = spin_unlock_fn, .hold_ms = 20};
+  hold_start(&sh);
+  while (pthread_spin_trylock(&s) == EBUSY) {
+  }
+  EXPECT_RC(pthread_spin_unlock(&s), 0);
+  hold_end(&sh);
+  pthread_spin_destroy(&s);
+
+  pthread_rwlock_t l;
+  pthread_rwlock_init(&l, NULL);
+  struct Holder rh = {.object = &l, .take = rd_fn, .give = rw_unlock_fn, .hold_ms = 20};
+  hold_start(&rh);
+  while (pthread_rwlock_trywrlock(&l) == EBUSY) {
+  }
+  EXPECT_RC(pthread_rwlock_unlock(&l), 0);
+  hold_end(&rh);
+  pthread_rwlock_destroy(&l);
+
+  sem_t sem;
+  sem_init(&sem, 0, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, sem_post_later_thread, &sem);
+  while (sem_trywait(&sem) != 0) {
+  }
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, sem_post_later_thread, &sem);
+  while (sem_timedwait(&sem, &kNegative) != 0) {
+  }
+  pthread_join(t, NULL);
+  sem_destroy(&sem);
+}

@@ -1,9 +1,11 @@
 /* thread_api: plain pthread code (no coil) exercising the thread calls coil-run emulates for
  * green threads: create/join with results, pthread_exit, detach (attr and call), EDEADLK and
  * EINVAL and EBUSY from joins, keys with destructors, pthread_once with a routine that blocks,
- * self/equal, getattr_np's stack, names, and main() ending by pthread_exit() while a detached
- * thread still runs. It prints one line per check; tests/preload_threads_test.sh compares the
- * output natively and under libcoil_preload.so. Exit status 0 only if every check held.
+ * pthread_once whose routine exits, detach and tryjoin during a join, self/equal, getattr_np's
+ * stack (asked sizes, before the thread ran, after it ended), names, and main() ending by
+ * pthread_exit() while a detached thread still runs. It prints one line per check;
+ * tests/preload_threads_test.sh compares the output natively and under libcoil_preload.so. Exit
+ * status 0 only if every check held.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -139,15 +141,93 @@ static void* reports_stack(void* arg) {
   return (void*)(intptr_t)(inside && size >= 200 * 1024);
 }
 
-static void stack_attr(void) {
+static void* reports_big_stack(void* arg) {
+  (void)arg;
   pthread_attr_t attr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return NULL;
+  pthread_attr_getstacksize(&attr, &size);
+  pthread_attr_destroy(&attr);
+  return (void*)(intptr_t)(size >= 8 * 1024 * 1024 - 64 * 1024);
+}
+
+/* run_with_stack() runs fn on a thread with a stack of size bytes and returns its result. */
+static void* run_with_stack(void* (*fn)(void*), size_t size) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, size);
+  pthread_t t;
+  void* r = NULL;
+  pthread_create(&t, &attr, fn, NULL);
+  pthread_attr_destroy(&attr);
+  pthread_join(t, &r);
+  return r;
+}
+
+static void stack_attr(void) {
+  check("getattr_np: the stack holds the thread's frames and has the asked size",
+        run_with_stack(reports_stack, 256 * 1024) == (void*)1);
+  /* 8 MiB is glibc's default size too: asked for explicitly, it is still what the thread gets. */
+  check("getattr_np: an explicit 8 MiB stack",
+        run_with_stack(reports_big_stack, 8 << 20) == (void*)1);
+  /* Before the thread has run, and after it ended but before the join. */
+  pthread_attr_t attr, got;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 * 1024);
   pthread_t t;
-  void* r = NULL;
-  pthread_create(&t, &attr, reports_stack, NULL);
-  pthread_join(t, &r);
-  check("getattr_np: the stack holds the thread's frames and has the asked size", r == (void*)1);
+  pthread_create(&t, &attr, sleeper, (void*)(intptr_t)10000);
+  pthread_attr_destroy(&attr);
+  size_t size = 0;
+  int rc = pthread_getattr_np(t, &got);
+  if (rc == 0) {
+    pthread_attr_getstacksize(&got, &size);
+    pthread_attr_destroy(&got);
+  }
+  check("getattr_np of a thread just created", rc == 0 && size >= 200 * 1024);
+  usleep(30 * 1000);
+  rc = pthread_getattr_np(t, &got);
+  if (rc == 0) pthread_attr_destroy(&got);
+  check("getattr_np of a thread ended but not joined", rc == 0);
+  pthread_join(t, NULL);
+}
+
+/* A once routine that leaves by pthread_exit() counts as never run: the next caller runs it. */
+static pthread_once_t exiting_once = PTHREAD_ONCE_INIT;
+static int exiting_runs;
+static void exiting_init(void) {
+  ++exiting_runs;
+  if (exiting_runs == 1) pthread_exit(NULL);
+}
+static void* calls_exiting_once(void* arg) {
+  (void)arg;
+  pthread_once(&exiting_once, exiting_init);
+  return NULL;
+}
+
+static void once_after_exit(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, calls_exiting_once, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, calls_exiting_once, NULL);
+  pthread_join(t, NULL);
+  pthread_once(&exiting_once, exiting_init);
+  check("pthread_once: a routine that called pthread_exit runs again, then never",
+        exiting_runs == 2);
+}
+
+/* Detach and tryjoin while another thread joins: glibc lets the joiner collect the thread. */
+static void* joins(void* t) { return (void*)(intptr_t)pthread_join(*(pthread_t*)t, NULL); }
+
+static void join_races(void) {
+  pthread_t target, joiner;
+  pthread_create(&target, NULL, sleeper, (void*)(intptr_t)30000);
+  pthread_create(&joiner, NULL, joins, &target);
+  usleep(5000);
+  check("tryjoin while another thread joins is EBUSY", pthread_tryjoin_np(target, NULL) == EBUSY);
+  check("detach while another thread joins is 0", pthread_detach(target) == 0);
+  void* r = (void*)-1;
+  pthread_join(joiner, &r);
+  check("... and the joiner still collects the thread", r == (void*)0);
 }
 
 int main(void) {
@@ -156,6 +236,8 @@ int main(void) {
   keys();
   once_and_identity();
   stack_attr();
+  once_after_exit();
+  join_races();
   printf("%d failure(s)\n", failures);
   fflush(stdout);
   if (failures) return 1;

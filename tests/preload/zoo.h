@@ -199,5 +199,6 @@ void sched_yield_lets_others_run(void);
 void objects_from_before_main(void);
 void process_shared(void);
 void named_semaphore(void);
+void retry_loops(void);
 
 #endif /* COIL_TESTS_PRELOAD_ZOO_H */
