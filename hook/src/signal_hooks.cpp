@@ -72,6 +72,7 @@ void trampoline(int sig, siginfo_t* info, void* context) {
   detail::note_signal((h & kRestart) != 0);
   std::uintptr_t fn = h & kFunctionBits;
   if (fn == 0) return;  // lost a race with a sigaction() that removed it
+  detail::HandlerScope scope;
   if (h & kSiginfo) {
     reinterpret_cast<void (*)(int, siginfo_t*, void*)>(fn)(sig, info, context);
   } else {

@@ -25,20 +25,11 @@
 
 #include "green.hpp"
 #include "green_futex.hpp"
-#include "real.hpp"
+#include "real_pthread.hpp"
 #include "sync_util.hpp"
 
 namespace coil::preload::sync {
 namespace {
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-constinit hook::Real<decltype(&::pthread_cond_wait)> real_wait{"pthread_cond_wait"};
-constinit hook::Real<decltype(&::pthread_cond_timedwait)> real_timedwait{"pthread_cond_timedwait"};
-constinit hook::Real<decltype(&::pthread_cond_clockwait)> real_clockwait{"pthread_cond_clockwait"};
-constinit hook::Real<decltype(&::pthread_cond_signal)> real_signal{"pthread_cond_signal"};
-constinit hook::Real<decltype(&::pthread_cond_broadcast)> real_broadcast{"pthread_cond_broadcast"};
-#pragma GCC diagnostic pop
 
 static_assert(sizeof(pthread_cond_t) == 48, "glibc's x86-64 pthread_cond_t");
 static_assert(offsetof(pthread_cond_t, __data.__wrefs) == 36, "__wrefs: the flags");
@@ -82,14 +73,14 @@ using namespace coil::preload;
 using namespace coil::preload::sync;
 
 COIL_HOOK int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-  if (!in_green_thread() || shared(c)) return real_wait(c, m);
+  if (!in_green_thread() || shared(c)) return real::pthread_cond_wait(c, m);
   return wait(c, m, coil::kNoDeadline);
 }
 
 // pthread_cond_timedwait's abstime is on the cond's clock (its condattr's, realtime by default).
 COIL_HOOK int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
                                      const timespec* abstime) {
-  if (!in_green_thread() || shared(c)) return real_timedwait(c, m, abstime);
+  if (!in_green_thread() || shared(c)) return real::pthread_cond_timedwait(c, m, abstime);
   if (!valid_nsec(*abstime)) return EINVAL;
   return wait(c, m, deadline_of(clock_of(c), *abstime));
 }
@@ -98,19 +89,19 @@ COIL_HOOK int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
 // clock.
 COIL_HOOK int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                      const timespec* abstime) {
-  if (!in_green_thread() || shared(c)) return real_clockwait(c, m, clock, abstime);
+  if (!in_green_thread() || shared(c)) return real::pthread_cond_clockwait(c, m, clock, abstime);
   if (!valid_nsec(*abstime) || !supported_clock(clock)) return EINVAL;
   return wait(c, m, deadline_of(clock, *abstime));
 }
 
 COIL_HOOK int pthread_cond_signal(pthread_cond_t* c) noexcept {
-  if (!in_green_thread() || shared(c)) return real_signal(c);
+  if (!in_green_thread() || shared(c)) return real::pthread_cond_signal(c);
   futex_wake(waiters_word(c), 1);
   return 0;
 }
 
 COIL_HOOK int pthread_cond_broadcast(pthread_cond_t* c) noexcept {
-  if (!in_green_thread() || shared(c)) return real_broadcast(c);
+  if (!in_green_thread() || shared(c)) return real::pthread_cond_broadcast(c);
   futex_wake(waiters_word(c), INT_MAX);
   return 0;
 }

@@ -44,31 +44,12 @@
 #include "coil/detail/park.hpp"
 #include "green.hpp"
 #include "green_futex.hpp"
-#include "real.hpp"
+#include "real_pthread.hpp"
 #include "running.hpp"
 #include "sync_util.hpp"
 
 namespace coil::preload::sync {
 namespace {
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-#define COIL_REAL_SYNC(name) constinit hook::Real<decltype(&::name)> real_##name{#name};
-COIL_REAL_SYNC(pthread_spin_lock)
-COIL_REAL_SYNC(pthread_spin_trylock)
-COIL_REAL_SYNC(pthread_spin_unlock)
-COIL_REAL_SYNC(pthread_barrier_init)
-COIL_REAL_SYNC(pthread_barrier_destroy)
-COIL_REAL_SYNC(pthread_barrier_wait)
-COIL_REAL_SYNC(sem_init)
-COIL_REAL_SYNC(sem_destroy)
-COIL_REAL_SYNC(sem_wait)
-COIL_REAL_SYNC(sem_trywait)
-COIL_REAL_SYNC(sem_timedwait)
-COIL_REAL_SYNC(sem_clockwait)
-COIL_REAL_SYNC(sem_post)
-#undef COIL_REAL_SYNC
-#pragma GCC diagnostic pop
 
 // ---- spinlocks ----
 
@@ -217,18 +198,30 @@ int sem_wait_green(sem_t* s, TimePoint deadline) {
   return 0;
 }
 
+// add_token() adds one to a semaphore's value: 0, or -1 with errno EOVERFLOW.
+int add_token(std::atomic<std::uint32_t>* value) {
+  std::uint32_t n = value->load(std::memory_order_relaxed);
+  do {
+    if (n == SEM_VALUE_MAX) return fail(EOVERFLOW);
+  } while (!value->compare_exchange_weak(n, n + 1, std::memory_order_release));
+  return 0;
+}
+
+// sem_post_green() posts for a green thread. sem_post is async-signal-safe, and a handler may
+// have interrupted a green thread inside the wait queues or the scheduler: from a handler, it
+// only adds the token. A green waiter still wakes: sem_wait's wait is interruptible, so the
+// handler's run ends it, and it takes the token on its next look (or, for a handler without
+// SA_RESTART, returns EINTR, as glibc's does).
 int sem_post_green(sem_t* s) {
   std::atomic<std::uint32_t>* value = sem_value(s);
+  if (detail::in_signal_handler()) return add_token(value);
   if (word_at(s, kSemAskedOffset)->exchange(0, std::memory_order_relaxed) != 0 &&
       futex_waiters(value)) {
     word_at(s, kSemHandedOffset)->fetch_add(1, std::memory_order_release);
     futex_wake(value, 1);
     return 0;
   }
-  std::uint32_t n = value->load(std::memory_order_relaxed);
-  do {
-    if (n == SEM_VALUE_MAX) return fail(EOVERFLOW);
-  } while (!value->compare_exchange_weak(n, n + 1, std::memory_order_release));
+  if (add_token(value) != 0) return -1;
   futex_wake(value, 1);
   return 0;
 }
@@ -240,24 +233,24 @@ using namespace coil::preload;
 using namespace coil::preload::sync;
 
 COIL_HOOK int pthread_spin_lock(pthread_spinlock_t* lock) noexcept {
-  if (!in_green_thread()) return real_pthread_spin_lock(lock);
+  if (!in_green_thread()) return real::pthread_spin_lock(lock);
   return spin_lock(lock);
 }
 
 // pthread_spin_trylock is glibc's, after which a green thread refused yields (after_refusal()).
 COIL_HOOK int pthread_spin_trylock(pthread_spinlock_t* lock) noexcept {
-  int rc = real_pthread_spin_trylock(lock);
+  int rc = real::pthread_spin_trylock(lock);
   return in_green_thread() ? after_refusal(rc) : rc;
 }
 
 COIL_HOOK int pthread_spin_unlock(pthread_spinlock_t* lock) noexcept {
-  if (!in_green_thread()) return real_pthread_spin_unlock(lock);
+  if (!in_green_thread()) return real::pthread_spin_unlock(lock);
   return spin_unlock(lock);
 }
 
 COIL_HOOK int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrierattr_t* attr,
                                    unsigned count) noexcept {
-  int rc = real_pthread_barrier_init(b, attr, count);
+  int rc = real::pthread_barrier_init(b, attr, count);
   if (rc != 0) return rc;
   int pshared = PTHREAD_PROCESS_PRIVATE;
   if (attr) pthread_barrierattr_getpshared(attr, &pshared);
@@ -271,50 +264,50 @@ COIL_HOOK int pthread_barrier_destroy(pthread_barrier_t* b) noexcept {
     if (first_waiter(b) != nullptr) return EBUSY;
     mark(b, false);
   }
-  return real_pthread_barrier_destroy(b);
+  return real::pthread_barrier_destroy(b);
 }
 
 COIL_HOOK int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
-  if (!in_green_thread() || !marked(b)) return real_pthread_barrier_wait(b);
+  if (!in_green_thread() || !marked(b)) return real::pthread_barrier_wait(b);
   return barrier_wait(b);
 }
 
 COIL_HOOK int sem_init(sem_t* s, int pshared, unsigned value) noexcept {
-  int rc = real_sem_init(s, pshared, value);
+  int rc = real::sem_init(s, pshared, value);
   if (rc == 0) mark(s, pshared == 0);
   return rc;
 }
 
 COIL_HOOK int sem_destroy(sem_t* s) noexcept {
   mark(s, false);
-  return real_sem_destroy(s);
+  return real::sem_destroy(s);
 }
 
 COIL_HOOK int sem_wait(sem_t* s) {
-  if (!in_green_thread() || !marked(s)) return real_sem_wait(s);
+  if (!in_green_thread() || !marked(s)) return real::sem_wait(s);
   return sem_wait_green(s, coil::kNoDeadline);
 }
 
 COIL_HOOK int sem_trywait(sem_t* s) noexcept {
-  if (!in_green_thread() || !marked(s)) return real_sem_trywait(s);
+  if (!in_green_thread() || !marked(s)) return real::sem_trywait(s);
   return take(s) ? 0 : fail(after_refusal(EAGAIN));
 }
 
 COIL_HOOK int sem_timedwait(sem_t* s, const timespec* abstime) {
-  if (!in_green_thread() || !marked(s)) return real_sem_timedwait(s, abstime);
+  if (!in_green_thread() || !marked(s)) return real::sem_timedwait(s, abstime);
   if (!valid_nsec(*abstime)) return fail(EINVAL);  // even with a token to take, as glibc
   if (take(s)) return 0;
   return sem_wait_green(s, deadline_of(CLOCK_REALTIME, *abstime));
 }
 
 COIL_HOOK int sem_clockwait(sem_t* s, clockid_t clock, const timespec* abstime) {
-  if (!in_green_thread() || !marked(s)) return real_sem_clockwait(s, clock, abstime);
+  if (!in_green_thread() || !marked(s)) return real::sem_clockwait(s, clock, abstime);
   if (!supported_clock(clock) || !valid_nsec(*abstime)) return fail(EINVAL);
   if (take(s)) return 0;
   return sem_wait_green(s, deadline_of(clock, *abstime));
 }
 
 COIL_HOOK int sem_post(sem_t* s) noexcept {
-  if (!in_green_thread() || !marked(s)) return real_sem_post(s);
+  if (!in_green_thread() || !marked(s)) return real::sem_post(s);
   return sem_post_green(s);
 }

@@ -54,23 +54,11 @@
 
 #include "green.hpp"
 #include "green_futex.hpp"
-#include "real.hpp"
+#include "real_pthread.hpp"
 #include "sync_util.hpp"
 
 namespace coil::preload::sync {
 namespace {
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-constinit hook::Real<decltype(&::pthread_mutex_init)> real_init{"pthread_mutex_init"};
-constinit hook::Real<decltype(&::pthread_mutex_lock)> real_lock{"pthread_mutex_lock"};
-constinit hook::Real<decltype(&::pthread_mutex_trylock)> real_trylock{"pthread_mutex_trylock"};
-constinit hook::Real<decltype(&::pthread_mutex_timedlock)> real_timedlock{
-    "pthread_mutex_timedlock"};
-constinit hook::Real<decltype(&::pthread_mutex_clocklock)> real_clocklock{
-    "pthread_mutex_clocklock"};
-constinit hook::Real<decltype(&::pthread_mutex_unlock)> real_unlock{"pthread_mutex_unlock"};
-#pragma GCC diagnostic pop
 
 static_assert(sizeof(pthread_mutex_t) == 40, "glibc's x86-64 pthread_mutex_t");
 static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0, "__lock: the lock word");
@@ -93,8 +81,6 @@ constexpr int kPrivateRobust = 1 << 30;
 constexpr std::uint32_t kLocked = 1;
 constexpr std::uint32_t kContended = 2;  // locked, and maybe waited for
 constexpr std::uint32_t kHandOver = 4;   // a waiter lost a race for it: hand it over next time
-// __owner between a hand-over and its taker's turn (never a tid or a green_id()).
-constexpr int kHandedOver = INT_MIN;
 // A PRIO_PROTECT mutex's ceiling, kept in the high bits of __lock
 // (PTHREAD_MUTEX_PRIO_CEILING_MASK).
 constexpr std::uint32_t kCeilingMask = 0xfff80000;
@@ -143,13 +129,6 @@ std::uint32_t unlocked_value(pthread_mutex_t* m, const Kind& kind) {
 }
 
 int self() { return static_cast<int>(green_id()); }
-
-// Wait says how long a lock call may wait: not at all, until abstime on clock, or for good.
-struct Wait {
-  bool try_only = false;
-  const timespec* abstime = nullptr;  // looked at only once the mutex is found taken, as glibc
-  clockid_t clock = CLOCK_REALTIME;
-};
 
 // taken_value() is what the lock word of a mutex just taken holds: locked, and waited for if a
 // green thread still waits.
@@ -274,12 +253,12 @@ bool private_robust(const pthread_mutexattr_t* attr) {
 }  // namespace
 
 int unlock_for_wait(pthread_mutex_t* mutex) {
-  if (shared(mutex)) return real_unlock(mutex);
+  if (shared(mutex)) return real::pthread_mutex_unlock(mutex);
   return unlock(mutex, false);
 }
 
 int relock_after_wait(pthread_mutex_t* mutex) {
-  if (shared(mutex)) return real_lock(mutex);
+  if (shared(mutex)) return real::pthread_mutex_lock(mutex);
   return lock(mutex, Wait{}, false);
 }
 
@@ -291,7 +270,7 @@ using namespace coil::preload::sync;
 // pthread_mutex_init is glibc's, for every caller (a mutex made before main() may be locked by
 // green threads after), plus the mark of a process-private robust mutex.
 COIL_HOOK int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* attr) noexcept {
-  int rc = real_init(m, attr);
+  int rc = real::pthread_mutex_init(m, attr);
   if (rc == 0 && attr && private_robust(attr)) {
     __atomic_or_fetch(&m->__data.__kind, kPrivateRobust, __ATOMIC_RELAXED);
   }
@@ -299,28 +278,28 @@ COIL_HOOK int pthread_mutex_init(pthread_mutex_t* m, const pthread_mutexattr_t* 
 }
 
 COIL_HOOK int pthread_mutex_lock(pthread_mutex_t* m) noexcept {
-  if (!in_green_thread() || shared(m)) return real_lock(m);
+  if (!in_green_thread() || shared(m)) return real::pthread_mutex_lock(m);
   return lock(m, Wait{});
 }
 
 COIL_HOOK int pthread_mutex_trylock(pthread_mutex_t* m) noexcept {
-  if (!in_green_thread() || shared(m)) return real_trylock(m);
+  if (!in_green_thread() || shared(m)) return real::pthread_mutex_trylock(m);
   return after_refusal(lock(m, Wait{.try_only = true}));
 }
 
 COIL_HOOK int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) noexcept {
-  if (!in_green_thread() || shared(m)) return real_timedlock(m, abstime);
+  if (!in_green_thread() || shared(m)) return real::pthread_mutex_timedlock(m, abstime);
   return after_refusal(lock(m, Wait{.abstime = abstime}));
 }
 
 COIL_HOOK int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock,
                                       const timespec* abstime) noexcept {
-  if (!in_green_thread() || shared(m)) return real_clocklock(m, clock, abstime);
+  if (!in_green_thread() || shared(m)) return real::pthread_mutex_clocklock(m, clock, abstime);
   if (!supported_clock(clock)) return EINVAL;  // glibc's first check
   return after_refusal(lock(m, Wait{.abstime = abstime, .clock = clock}));
 }
 
 COIL_HOOK int pthread_mutex_unlock(pthread_mutex_t* m) noexcept {
-  if (!in_green_thread() || shared(m)) return real_unlock(m);
+  if (!in_green_thread() || shared(m)) return real::pthread_mutex_unlock(m);
   return unlock(m);
 }

@@ -42,26 +42,11 @@
 
 #include "green.hpp"
 #include "green_futex.hpp"
-#include "real.hpp"
+#include "real_pthread.hpp"
 #include "sync_util.hpp"
 
 namespace coil::preload::sync {
 namespace {
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-#define COIL_REAL_RWLOCK(name) constinit hook::Real<decltype(&::name)> real_##name{#name};
-COIL_REAL_RWLOCK(pthread_rwlock_rdlock)
-COIL_REAL_RWLOCK(pthread_rwlock_tryrdlock)
-COIL_REAL_RWLOCK(pthread_rwlock_timedrdlock)
-COIL_REAL_RWLOCK(pthread_rwlock_clockrdlock)
-COIL_REAL_RWLOCK(pthread_rwlock_wrlock)
-COIL_REAL_RWLOCK(pthread_rwlock_trywrlock)
-COIL_REAL_RWLOCK(pthread_rwlock_timedwrlock)
-COIL_REAL_RWLOCK(pthread_rwlock_clockwrlock)
-COIL_REAL_RWLOCK(pthread_rwlock_unlock)
-#undef COIL_REAL_RWLOCK
-#pragma GCC diagnostic pop
 
 static_assert(sizeof(pthread_rwlock_t) == 56, "glibc's x86-64 pthread_rwlock_t");
 static_assert(offsetof(pthread_rwlock_t, __data.__pad3) == 16, "__pad3: the state word");
@@ -74,8 +59,6 @@ constexpr std::uint32_t kWriter = 0x80000000;       // in the state word: a writ
 constexpr std::uint32_t kMaxReaders = kWriter - 1;  // one more is EAGAIN
 constexpr std::uint32_t kReaderAsks = 1;  // a reader lost a race: hand the readers the lock
 constexpr std::uint32_t kWriterAsks = 2;  // a writer lost a race: hand a writer the lock
-// __cur_writer between a hand-over and its taker's turn (never a tid or a green_id()).
-constexpr int kHandedOver = INT_MIN;
 
 static_assert(offsetof(pthread_rwlock_t, __data.__pad2) == 40, "__pad2: two words of coil's");
 
@@ -108,13 +91,6 @@ bool prefers_writers(const pthread_rwlock_t* l) {
 bool held_by_me(const pthread_rwlock_t* l) {
   return l->__data.__cur_writer == static_cast<int>(green_id());
 }
-
-// Wait says how long a lock call may wait: not at all, until abstime on clock, or for good.
-struct Wait {
-  bool try_only = false;
-  const timespec* abstime = nullptr;
-  clockid_t clock = CLOCK_REALTIME;
-};
 
 // checked() is glibc's first step of every rdlock and wrlock (not the try ones): EINVAL for a bad
 // clock or timeout, even when the lock is free, then EDEADLK if the caller holds it to write.
@@ -240,48 +216,48 @@ using namespace coil::preload;
 using namespace coil::preload::sync;
 
 COIL_HOOK int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_rdlock(l);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_rdlock(l);
   return rdlock(l, Wait{});
 }
 
 COIL_HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_tryrdlock(l);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_tryrdlock(l);
   return after_refusal(rdlock(l, Wait{.try_only = true}));
 }
 
 COIL_HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* abstime) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_timedrdlock(l, abstime);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_timedrdlock(l, abstime);
   return after_refusal(rdlock(l, Wait{.abstime = abstime}));
 }
 
 COIL_HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock,
                                          const timespec* abstime) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_clockrdlock(l, clock, abstime);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_clockrdlock(l, clock, abstime);
   return after_refusal(rdlock(l, Wait{.abstime = abstime, .clock = clock}));
 }
 
 COIL_HOOK int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_wrlock(l);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_wrlock(l);
   return wrlock(l, Wait{});
 }
 
 COIL_HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_trywrlock(l);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_trywrlock(l);
   return after_refusal(wrlock(l, Wait{.try_only = true}));
 }
 
 COIL_HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* abstime) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_timedwrlock(l, abstime);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_timedwrlock(l, abstime);
   return after_refusal(wrlock(l, Wait{.abstime = abstime}));
 }
 
 COIL_HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock,
                                          const timespec* abstime) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_clockwrlock(l, clock, abstime);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_clockwrlock(l, clock, abstime);
   return after_refusal(wrlock(l, Wait{.abstime = abstime, .clock = clock}));
 }
 
 COIL_HOOK int pthread_rwlock_unlock(pthread_rwlock_t* l) noexcept {
-  if (!in_green_thread() || shared(l)) return real_pthread_rwlock_unlock(l);
+  if (!in_green_thread() || shared(l)) return real::pthread_rwlock_unlock(l);
   return unlock(l);
 }

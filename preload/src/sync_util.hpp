@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -37,6 +38,18 @@ template <class Object>
 std::atomic<std::uint32_t>* word_at(Object* object, std::size_t offset) noexcept {
   return reinterpret_cast<std::atomic<std::uint32_t>*>(reinterpret_cast<char*>(object) + offset);
 }
+
+// Wait says how long a mutex or rwlock lock call may wait: not at all, until abstime on clock, or
+// for good. abstime is looked at only once the lock is found taken, as glibc does.
+struct Wait {
+  bool try_only = false;
+  const timespec* abstime = nullptr;
+  clockid_t clock = CLOCK_REALTIME;
+};
+
+// kHandedOver is the owner a mutex (__owner) or rwlock (__cur_writer) records between a hand-over
+// to a waiter and that waiter's turn: never a tid or a green_id().
+inline constexpr int kHandedOver = INT_MIN;
 
 // valid_nsec() is glibc's valid_nanoseconds(): what EINVAL is about in a timed wait.
 inline bool valid_nsec(const timespec& t) noexcept {

@@ -40,6 +40,20 @@ void note_signal(bool restart) noexcept {
   }
 }
 
+HandlerScope::HandlerScope() noexcept {
+  tls_signals.handling.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+HandlerScope::~HandlerScope() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_signals.handling.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool in_signal_handler() noexcept {
+  return tls_signals.handling.load(std::memory_order_relaxed) != 0;
+}
+
 COIL_HOT InterruptibleWait::InterruptibleWait(Interrupt mode) noexcept
     : co_(tls_running), mode_(mode), mark_(tls_signals.of(only_no_restart(mode))) {
   if (co_) {

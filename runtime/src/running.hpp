@@ -20,11 +20,13 @@ extern constinit thread_local Coroutine* tls_running __attribute__((tls_model("i
 // the hook layer's trampoline), all of them and those installed without
 // SA_RESTART. A handler bumps them, so they are lock-free atomics in
 // initial-exec TLS (no __tls_get_addr in a signal handler). wake_fd is the
-// eventfd of the scheduler running on this thread, or -1.
+// eventfd of the scheduler running on this thread, or -1; handling counts the
+// program's handlers running on this thread now (HandlerScope).
 struct SignalCounts {
   std::atomic<std::uint32_t> any{0};
   std::atomic<std::uint32_t> no_restart{0};
   std::atomic<int> wake_fd{-1};
+  std::atomic<int> handling{0};  // handlers running now (nested ones count each)
 
   std::uint32_t of(bool only_no_restart) const noexcept {
     return (only_no_restart ? no_restart : any).load(std::memory_order_relaxed);

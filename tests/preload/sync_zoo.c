@@ -537,7 +537,8 @@ int main(void) {
   run("semaphore: EAGAIN, ETIMEDOUT, EINVAL, EOVERFLOW, post wakes", semaphore);
   run("semaphore waiter not starved by a thread that posts and waits again",
       semaphore_waiter_not_starved);
-  run("sem_wait: EINTR without SA_RESTART, restarted with it", semaphore_eintr);
+  run("sem_wait: EINTR without SA_RESTART, restarted with it, ended by a handler's sem_post",
+      semaphore_eintr);
   run("sched_yield lets another thread run", sched_yield_lets_others_run);
   run("objects initialised before main()", objects_from_before_main);
   run("process-shared objects across fork", process_shared);

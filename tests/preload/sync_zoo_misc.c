@@ -221,6 +221,36 @@ static int sem_wait_with_alarms(int flags, int post_after) {
   return rc;
 }
 
+/* A handler that posts: sem_post is async-signal-safe, and the token it adds ends the wait. */
+static sem_t handler_sem;
+static void post_in_handler(int sig) {
+  (void)sig;
+  sem_post(&handler_sem);
+}
+static void* waits_on_handler_sem(void* arg) {
+  (void)arg;
+  return (void*)(long)(sem_wait(&handler_sem) == 0 ? 0 : errno);
+}
+
+static int sem_posted_by_handler(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = post_in_handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+  sem_init(&handler_sem, 0, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, waits_on_handler_sem, NULL);
+  sleep_ms(20);
+  pthread_kill(t, SIGUSR1);
+  void* r = NULL;
+  pthread_join(t, &r);
+  sem_destroy(&handler_sem);
+  signal(SIGUSR1, SIG_DFL);
+  return (int)(long)r;
+}
+
 void semaphore_eintr(void) {
   alarms = 0;
   EXPECT_RC(sem_wait_with_alarms(0, 0), EINTR);
@@ -228,6 +258,7 @@ void semaphore_eintr(void) {
   alarms = 0;
   EXPECT_RC(sem_wait_with_alarms(SA_RESTART, 3), 0);
   EXPECT(alarms >= 3);
+  EXPECT_RC(sem_posted_by_handler(), 0);
 }
 
 /* ---- sched_yield ---- */

@@ -99,6 +99,22 @@ class WaitSignalMask {
 // trampoline calls it.
 void note_signal(bool restart) noexcept;
 
+// HandlerScope brackets the run of a program's signal handler on this thread
+// (the hook layer's trampoline makes one). While one lives,
+// in_signal_handler() is true: coil's emulations that are not
+// async-signal-safe (a green thread's sem_post, which would touch the wait
+// queues the handler may have interrupted) take their signal-safe path.
+class HandlerScope {
+ public:
+  HandlerScope() noexcept;
+  ~HandlerScope();
+  HandlerScope(const HandlerScope&) = delete;
+  HandlerScope& operator=(const HandlerScope&) = delete;
+};
+
+// in_signal_handler() is true inside a HandlerScope on this thread.
+bool in_signal_handler() noexcept;
+
 // now() returns the time of the current thread's scheduler clock (the steady
 // clock outside a scheduler).
 TimePoint now() noexcept;
