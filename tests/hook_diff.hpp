@@ -685,12 +685,13 @@ inline std::size_t fill(int fd) {
   return total;
 }
 
-// drain() reads with MSG_DONTWAIT until nothing is left and returns the
-// bytes read.
-inline std::size_t drain(int fd) {
+// drain() reads with MSG_DONTWAIT until nothing is left, or limit bytes are
+// read, and returns the bytes read. A limit keeps a writer that refills the
+// buffer as fast as it empties from finishing whatever it writes.
+inline std::size_t drain(int fd, std::size_t limit = SIZE_MAX) {
   std::vector<char> chunk(65536);
   std::size_t total = 0;
-  for (;;) {
+  while (total < limit) {
     ssize_t n = recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
     if (n <= 0) break;
     total += static_cast<std::size_t>(n);

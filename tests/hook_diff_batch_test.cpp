@@ -359,9 +359,9 @@ TEST(HookDiffBatch, SendmmsgRaisesSigpipeOnlyBeforeAMessagesFirstByte) {
     out.put(1, pattern(10, 2));
     c.peer([&] {
       Ctx::pause(kPeerDelay);
-      drain(b);
+      drain(b, 512 << 10);
       Ctx::pause(kPeerDelay);
-      drain(b);
+      drain(b, 512 << 10);
       close(b);
     });
     c.timed("sendmmsg while the reader reads twice and hangs up", 100ms, kWaitedHi,
