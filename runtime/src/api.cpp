@@ -140,6 +140,10 @@ Coroutine* current_coroutine() noexcept { return tls_running; }
 
 WakeReason park(TimePoint deadline) { return tls_running->scheduler->park(deadline); }
 
+WakeReason park_unlock(TimePoint deadline, SpinLock& lock) {
+  return tls_running->scheduler->park_unlock(deadline, lock);
+}
+
 COIL_HOT bool wake(Coroutine* co) noexcept { return co->scheduler->wake(co); }
 
 TimePoint now() noexcept {

@@ -88,11 +88,12 @@ void SchedulerImpl::start(Coroutine* co, BodyBase* body) noexcept {
   co->body = body;
   ++spawns_;
   peak_ = std::max(peak_, ++live_);
+  if (shared_live) shared_live->add();
   make_ready(co);
 }
 
 void SchedulerImpl::join(Coroutine* co) {
-  if (co->state == CoState::kDone) return;
+  if (co->state.load(std::memory_order_relaxed) == CoState::kDone) return;
   Coroutine* self = running_;
   if (!self || co->scheduler != this) {
     throw std::logic_error(
@@ -104,7 +105,7 @@ void SchedulerImpl::join(Coroutine* co) {
     Coroutine* co;
     ~Forget() { co->joiner = nullptr; }
   } forget{co};
-  while (co->state != CoState::kDone) park(kNoDeadline);
+  while (co->state.load(std::memory_order_relaxed) != CoState::kDone) park(kNoDeadline);
 }
 
 void SchedulerImpl::destroy_body(Coroutine* co) noexcept {
@@ -127,7 +128,7 @@ void SchedulerImpl::release(Coroutine* co) noexcept {
 }
 
 void SchedulerImpl::detach(Coroutine* co) noexcept {
-  if (co->state != CoState::kDone) {
+  if (co->state.load(std::memory_order_relaxed) != CoState::kDone) {
     co->detached = true;
     return;
   }

@@ -3,6 +3,7 @@
 // beyond the pooled stack and an idle coroutine costs about one page.
 #pragma once
 
+#include <atomic>
 #include <boost/intrusive/list_hook.hpp>
 #include <boost/intrusive/set_hook.hpp>
 #include <cstddef>
@@ -19,7 +20,7 @@ class SchedulerImpl;
 
 // CoState is where a coroutine is in its life.
 enum class CoState : std::uint8_t {
-  kReady,    // in the ready queue
+  kReady,    // in the ready queue, or in its scheduler's inbox (woken from another thread)
   kRunning,  // the one coroutine this thread is running
   kParked,   // suspended in park(); maybe in the sleep tree
   kDone,     // body finished; waiting to be joined or released
@@ -49,7 +50,10 @@ class alignas(64) Coroutine {
   // Line 1.
   ReadyHook ready_hook;
   SleepHook sleep_hook;
-  CoState state = CoState::kReady;
+  // Atomic: wake() from another worker thread claims a parked coroutine by
+  // compare-and-swap from kParked, racing its own scheduler's timer. The
+  // owner's other accesses are relaxed (plain moves on x86).
+  std::atomic<CoState> state{CoState::kReady};
   WakeReason wake_reason = WakeReason::kWoken;
   Interrupt interrupt = Interrupt::kNever;  // set by an InterruptibleWait
   bool started : 1 = false;                 // has run at least once

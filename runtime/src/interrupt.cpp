@@ -110,7 +110,9 @@ void SchedulerImpl::deliver_signals() noexcept {
   if (any == signals_seen_) return;
   signals_seen_ = any;
   for (Coroutine& co : all_) {
-    if (co.state != CoState::kParked || co.interrupt == Interrupt::kNever) continue;
+    if (co.state.load(std::memory_order_relaxed) != CoState::kParked ||
+        co.interrupt == Interrupt::kNever)
+      continue;
     if (tls_signals.of(only_no_restart(co.interrupt)) == co.signal_mark) continue;
     if (wake(&co)) co.wake_reason = WakeReason::kInterrupted;
   }

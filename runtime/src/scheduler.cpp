@@ -57,23 +57,57 @@ SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
 SchedulerImpl::~SchedulerImpl() { unwind_all(); }
 
 void SchedulerImpl::make_ready(Coroutine* co) noexcept {
-  co->state = CoState::kReady;
+  co->state.store(CoState::kReady, std::memory_order_relaxed);
   ready_.push_back(*co);
 }
 
+// claim() moves co from parked to ready, or fails if something else (its
+// timer, a wake-up from another thread) got there first.
+inline bool claim(Coroutine* co) noexcept {
+  CoState parked = CoState::kParked;
+  return co->state.compare_exchange_strong(parked, CoState::kReady, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed);
+}
+
 COIL_HOT bool SchedulerImpl::wake(Coroutine* co) noexcept {
-  if (co->state != CoState::kParked) return false;
-  if (co->sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(*co));
+  if (!claim(co)) return false;
   co->wake_reason = WakeReason::kWoken;
-  make_ready(co);
+  if (tls_scheduler != this) {
+    wake_from_afar(co);
+    return true;
+  }
+  if (co->sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(*co));
+  ready_.push_back(*co);
   return true;
+}
+
+// wake_from_afar() queues co, claimed by another thread, in the inbox, and
+// wakes this scheduler if nothing else has since it last emptied it.
+void SchedulerImpl::wake_from_afar(Coroutine* co) noexcept {
+  inbox_lock_.lock();
+  inbox_.push_back(*co);  // ready_hook: co is in no ready queue while parked
+  inbox_lock_.unlock();
+  if (!has_posted_.exchange(true, std::memory_order_acq_rel)) poller_.notify();
+}
+
+// take_inbox() makes the coroutines other threads woke ready. They may still
+// be in the sleep tree: a timer that lost the race leaves them there.
+void SchedulerImpl::take_inbox() noexcept {
+  inbox_lock_.lock();
+  ReadyQueue woken;
+  woken.swap(inbox_);
+  inbox_lock_.unlock();
+  for (Coroutine& co : woken) {
+    if (co.sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(co));
+  }
+  ready_.splice(ready_.end(), woken);
 }
 
 // enter() makes co the running coroutine, just before switching to it.
 inline void SchedulerImpl::enter(Coroutine* co) noexcept {
   running_ = co;
   tls_running = co;
-  co->state = CoState::kRunning;
+  co->state.store(CoState::kRunning, std::memory_order_relaxed);
   co->started = true;
   ++switches_;
 }
@@ -88,7 +122,7 @@ void SchedulerImpl::resume(Coroutine* co) {
   Coroutine* last = running_;  // the one that switched back to us
   running_ = nullptr;
   tls_running = nullptr;
-  if (last->state == CoState::kDone) after_exit(last);
+  if (last->state.load(std::memory_order_relaxed) == CoState::kDone) after_exit(last);
 }
 
 // suspend() switches away from the running coroutine co, which has already
@@ -116,6 +150,23 @@ inline void SchedulerImpl::suspend(Coroutine* co) {
   if (co->cancelled) throw ForcedUnwind{};
 }
 
+WakeReason SchedulerImpl::park_unlock(TimePoint deadline, SpinLock& lock) {
+  Coroutine* co = running_;
+  if (co->cancelled || (deadline != kNoDeadline && deadline <= clock_->now())) {
+    lock.unlock();
+    if (co->cancelled) throw ForcedUnwind{};
+    return WakeReason::kTimeout;
+  }
+  if (deadline != kNoDeadline) {
+    co->deadline = deadline;
+    sleeping_.insert(*co);
+  }
+  co->state.store(CoState::kParked, std::memory_order_relaxed);
+  lock.unlock();  // release: a waker that takes the lock sees kParked
+  suspend(co);
+  return co->wake_reason;
+}
+
 COIL_HOT WakeReason SchedulerImpl::park(TimePoint deadline) {
   Coroutine* co = running_;
   if (co->cancelled) throw ForcedUnwind{};
@@ -124,7 +175,7 @@ COIL_HOT WakeReason SchedulerImpl::park(TimePoint deadline) {
     co->deadline = deadline;
     sleeping_.insert(*co);
   }
-  co->state = CoState::kParked;
+  co->state.store(CoState::kParked, std::memory_order_relaxed);
   suspend(co);
   return co->wake_reason;
 }
@@ -151,9 +202,10 @@ namespace coil::detail {
 void SchedulerImpl::exit_current() noexcept {
   Coroutine* co = running_;
   if (!co->canary_intact()) report_stack_overflow(co);
-  co->state = CoState::kDone;
+  co->state.store(CoState::kDone, std::memory_order_relaxed);
   --live_;
   if (co->joiner) wake(co->joiner);
+  if (shared_live) shared_live->drop();
   SwitchAnnotation annotation(main_stack_lo, main_stack_size, main_tsan_fiber_, /*exiting=*/true);
   context_switch(&co->context, &main_);
   __builtin_trap();  // a finished coroutine is never resumed
@@ -287,8 +339,9 @@ void SchedulerImpl::fire_timers(TimePoint now) noexcept {
   while (!sleeping_.empty() && sleeping_.begin()->deadline <= now) {
     Coroutine& co = *sleeping_.begin();
     sleeping_.erase(sleeping_.begin());
+    if (!claim(&co)) continue;  // woken from another thread: in the inbox
     co.wake_reason = WakeReason::kTimeout;
-    make_ready(&co);
+    ready_.push_back(co);
   }
 }
 
@@ -329,11 +382,13 @@ COIL_HOT bool SchedulerImpl::poll_and_fire(bool busy) {
 bool SchedulerImpl::posts_pending() { return has_posted_.load(std::memory_order_acquire); }
 
 bool SchedulerImpl::run_posted() {
+  has_posted_.exchange(false, std::memory_order_acq_rel);  // before looking: a later one notifies
+  take_inbox();
   std::vector<std::function<void()>> batch;
   {
+    InternalScope internal;
     std::lock_guard lock(posted_mutex_);
     batch.swap(posted_);
-    has_posted_.store(false, std::memory_order_release);
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     try {
@@ -429,6 +484,8 @@ void SchedulerImpl::after_fork_in_child() noexcept {
   new (&posted_mutex_) std::mutex;  // another thread may have held it at the fork
   posted_.clear();                  // wake-ups from threads the child does not have
   has_posted_.store(false, std::memory_order_relaxed);
+  new (&inbox_lock_) SpinLock;   // as posted_mutex_
+  if (running_) inbox_.clear();  // abandoned below, with every other coroutine
   keep_alive_.store(0, std::memory_order_relaxed);
   if (running_) abandon_all_but(running_);
   int old_notify = poller_.notify_fd();
@@ -452,11 +509,11 @@ void SchedulerImpl::abandon_all_but(Coroutine* keep) noexcept {
   masks_ = nullptr;  // every parked ppoll/pselect's, none of them keep's
   for (auto it = all_.begin(); it != all_.end();) {
     Coroutine& co = *it;
-    if (&co == keep || co.state == CoState::kDone) {
+    if (&co == keep || co.state.load(std::memory_order_relaxed) == CoState::kDone) {
       ++it;
       continue;
     }
-    co.state = CoState::kLost;  // wake() refuses it
+    co.state.store(CoState::kLost, std::memory_order_relaxed);  // wake() refuses it
     it = all_.erase(it);
     --live_;
   }
@@ -472,7 +529,7 @@ void SchedulerImpl::report_deadlock() {
       "an fd, and no KeepAlive):";
   int shown = 0;
   for (const Coroutine& co : all_) {
-    if (co.state == CoState::kDone) continue;
+    if (co.state.load(std::memory_order_relaxed) == CoState::kDone) continue;
     if (shown++ == 10) {
       msg += " ...";
       break;
@@ -513,6 +570,7 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
 void SchedulerImpl::unwind_all() noexcept {
   unwinding_ = true;  // no hand-overs: every switch comes back to this loop
   tls_scheduler = this;
+  take_inbox();
   auto first = [this](auto pred) -> Coroutine* {
     for (Coroutine& co : all_) {
       if (pred(co)) return &co;
@@ -522,13 +580,14 @@ void SchedulerImpl::unwind_all() noexcept {
   // 1. Suspended coroutines unwind; park() and yield() throw at once for a
   //    cancelled coroutine, so each runs to its exit in one resume.
   while (Coroutine* co = first([](const Coroutine& c) {
-           return c.started && c.state != CoState::kDone && !c.cancelled;
+           return c.started && c.state.load(std::memory_order_relaxed) != CoState::kDone &&
+                  !c.cancelled;
          })) {
     if (co->ready_hook.is_linked()) ready_.erase(ready_.iterator_to(*co));
     if (co->sleep_hook.is_linked()) sleeping_.erase(sleeping_.iterator_to(*co));
     co->cancelled = true;
     resume(co);
-    if (co->state != CoState::kDone) {
+    if (co->state.load(std::memory_order_relaxed) != CoState::kDone) {
       std::fprintf(stderr, "coil: coroutine %llu \"%s\" refused to unwind (caught ForcedUnwind)\n",
                    static_cast<unsigned long long>(co->id), co->name);
       std::abort();
@@ -536,10 +595,13 @@ void SchedulerImpl::unwind_all() noexcept {
   }
   // 2. Coroutines that never ran: drop their function objects (whose
   //    captures may hold handles) without running them.
-  while (Coroutine* co = first([](const Coroutine& c) { return c.state != CoState::kDone; })) {
+  while (Coroutine* co = first([](const Coroutine& c) {
+           return c.state.load(std::memory_order_relaxed) != CoState::kDone;
+         })) {
     if (co->ready_hook.is_linked()) ready_.erase(ready_.iterator_to(*co));
-    co->state = CoState::kDone;
+    co->state.store(CoState::kDone, std::memory_order_relaxed);
     --live_;
+    if (shared_live) shared_live->drop();
     destroy_body(co);
   }
   // 3. What is left finished but was never joined: free it.

@@ -1,10 +1,13 @@
 // SchedulerImpl: one thread's scheduler.
 //
 // Invariants (who touches what, where):
-// - Everything here except posted_/posted_mutex_/keep_alive_ and the poller's
-//   notify() belongs to the thread inside run(). Coroutines run only on that
-//   thread, one at a time; they touch the queues only through park(), wake(),
-//   yield() and the wait functions, all on that thread.
+// - Everything here except posted_/posted_mutex_/keep_alive_, inbox_/
+//   inbox_lock_/has_posted_ and the poller's notify() belongs to the thread
+//   inside run(). Other threads reach a coroutine of this scheduler only
+//   through wake(): a compare-and-swap of its state from kParked claims it,
+//   and it goes into inbox_, which the run loop moves to the ready queue. Coroutines run only on
+//   that thread, one at a time; they touch the queues only through park(), wake(), yield() and the
+//   wait functions, all on that thread.
 // - A coroutine is in at most one of: the ready queue (kReady), running
 //   (kRunning, the current_ pointer), parked (kParked). A parked coroutine
 //   may also be in the sleep tree (it has a deadline) and, through WaitNodes
@@ -27,6 +30,7 @@
 #include <mutex>
 #include <vector>
 
+#include "coil/detail/spin_lock.hpp"
 #include "coil/scheduler.hpp"
 #include "coroutine.hpp"
 #include "poller.hpp"
@@ -83,6 +87,8 @@ class SchedulerImpl {
 
   // Called from coroutines of this scheduler.
   WakeReason park(TimePoint deadline);
+  WakeReason park_unlock(TimePoint deadline, SpinLock& lock);
+  // wake() is for any thread (coil/detail/park.hpp).
   bool wake(Coroutine* co) noexcept;
   void yield();
   // wait_fd() is the level-triggered wait behind wait_readable/writable;
@@ -113,6 +119,21 @@ class SchedulerImpl {
 
   Scheduler* owner = nullptr;  // the public object wrapping this one
 
+  // LiveCount counts the live coroutines of all the schedulers of a Runtime
+  // (runtime.cpp), plus its spawns in flight; on_zero() runs, on the thread
+  // that brought it to 0, when it gets there.
+  struct LiveCount {
+    std::atomic<std::int64_t> n{0};
+    void (*on_zero)(void* arg) = nullptr;
+    void* arg = nullptr;
+
+    void add() noexcept { n.fetch_add(1, std::memory_order_relaxed); }
+    void drop() noexcept {
+      if (n.fetch_sub(1, std::memory_order_acq_rel) == 1) on_zero(arg);
+    }
+  };
+  LiveCount* shared_live = nullptr;  // set before run(), by a Runtime
+
   // The thread stack's bounds, for ASan's switch annotations back to main_.
   const void* main_stack_lo = nullptr;
   std::size_t main_stack_size = 0;
@@ -140,6 +161,8 @@ class SchedulerImpl {
   // wait_mask() is the signal mask for epoll_pwait2, or nullptr for none.
   const sigset_t* wait_mask(sigset_t* scratch) const noexcept;
   bool run_posted();
+  void wake_from_afar(Coroutine* co) noexcept;
+  void take_inbox() noexcept;
   bool posts_pending();
   void report_deadlock();
   void unwind_all() noexcept;
@@ -166,6 +189,8 @@ class SchedulerImpl {
   bool in_run_ = false;
   bool unwinding_ = false;  // in the destructor: no hand-overs
 
+  SpinLock inbox_lock_;
+  ReadyQueue inbox_;  // claimed by wake() on other threads; kReady, not yet in ready_
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
   std::atomic<bool> has_posted_{false};

@@ -3,7 +3,11 @@
 // protocol (coil/detail/wait_list.hpp): the waker decides who gets what and
 // records it in the waiter's node before waking it. Channel<T> is a template
 // and lives in coil/channel.hpp.
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -30,6 +34,7 @@ void throw_outside_coroutine(const char* op) {
 void Mutex::lock() { lock_until(kNoDeadline, "Mutex::lock()"); }
 
 bool Mutex::try_lock() noexcept {
+  std::lock_guard guard(lock_);
   if (locked_) return false;
   locked_ = true;
   owner_ = detail::current_coroutine();
@@ -46,6 +51,7 @@ bool Mutex::try_lock_until(TimePoint deadline) {
 
 bool Mutex::lock_until(TimePoint deadline, const char* op) {
   detail::Coroutine* self = detail::coroutine_or_throw(op);
+  std::unique_lock guard(lock_);
   if (!locked_) {
     locked_ = true;
     owner_ = self;
@@ -57,12 +63,14 @@ bool Mutex::lock_until(TimePoint deadline, const char* op) {
   }
   detail::Waiter node(self);
   waiters_.enqueue(node);
+  guard.release();  // wait_signaled() unlocks it
   // On success unlock() has already made us the owner. If we are unwound
   // after being handed the mutex, pass it on so it is not held by nobody.
-  return waiters_.wait_signaled(node, deadline, [this] { unlock(); });
+  return waiters_.wait_signaled(node, deadline, lock_, [this] { unlock(); });
 }
 
 void Mutex::unlock() {
+  std::lock_guard guard(lock_);
   if (!locked_ || owner_ != detail::current_coroutine()) {
     throw std::system_error(EPERM, std::generic_category(),
                             "coil: Mutex::unlock() by a caller that does not own the mutex");
@@ -91,11 +99,15 @@ std::cv_status CondVar::wait_until(std::unique_lock<Mutex>& lock, TimePoint dead
   detail::Waiter node(self);
   // Enqueue before unlocking, so a notify from whoever takes the mutex next
   // cannot be missed.
-  waiters_.enqueue(node);
+  {
+    std::lock_guard guard(lock_);
+    waiters_.enqueue(node);
+  }
   lock.unlock();
+  lock_.lock();
   // A notification that reached us while we are being unwound goes to the
   // next waiter instead.
-  bool notified = waiters_.wait_signaled(node, deadline, [this] { notify_one(); });
+  bool notified = waiters_.wait_signaled(node, deadline, lock_, [this] { notify_one(); });
   lock.lock();
   return notified ? std::cv_status::no_timeout : std::cv_status::timeout;
 }
@@ -105,14 +117,19 @@ std::cv_status CondVar::wait_for(std::unique_lock<Mutex>& lock, Duration timeout
 }
 
 void CondVar::notify_one() noexcept {
+  std::lock_guard guard(lock_);
   if (!waiters_.empty()) waiters_.wake_front();
 }
 
-void CondVar::notify_all() noexcept { waiters_.wake_all(detail::WaitState::kSignaled); }
+void CondVar::notify_all() noexcept {
+  std::lock_guard guard(lock_);
+  waiters_.wake_all(detail::WaitState::kSignaled);
+}
 
 // WaitGroup
 
 void WaitGroup::add(std::int64_t n) {
+  std::lock_guard guard(lock_);
   if (n < 0 && count_ + n < 0) {
     throw std::logic_error("coil: WaitGroup counter would go negative (" + std::to_string(count_) +
                            " + " + std::to_string(n) + ")");
@@ -123,10 +140,19 @@ void WaitGroup::add(std::int64_t n) {
 
 void WaitGroup::wait() {
   detail::Coroutine* self = detail::coroutine_or_throw("WaitGroup::wait()");
-  if (count_ == 0) return;
+  lock_.lock();
+  if (count_ == 0) {
+    lock_.unlock();
+    return;
+  }
   detail::Waiter node(self);
   waiters_.enqueue(node);
-  waiters_.wait_signaled(node, kNoDeadline);
+  waiters_.wait_signaled(node, kNoDeadline, lock_);
+}
+
+std::int64_t WaitGroup::count() const noexcept {
+  std::lock_guard guard(lock_);
+  return count_;
 }
 
 // Semaphore
@@ -138,9 +164,8 @@ Semaphore::Semaphore(std::ptrdiff_t initial) : count_(initial) {
 void Semaphore::acquire() { (void)acquire_until(kNoDeadline, "Semaphore::acquire()"); }
 
 bool Semaphore::try_acquire() noexcept {
-  if (count_ == 0) return false;  // waiters exist only when count_ == 0: no barging
-  --count_;
-  return true;
+  std::lock_guard guard(lock_);
+  return take();
 }
 
 bool Semaphore::try_acquire_for(Duration timeout) {
@@ -151,19 +176,51 @@ bool Semaphore::try_acquire_until(TimePoint deadline) {
   return acquire_until(deadline, "Semaphore::try_acquire_until()");
 }
 
+bool Semaphore::take() noexcept {
+  if (count_ == 0) return false;  // waiters exist only when count_ == 0: no barging
+  --count_;
+  return true;
+}
+
 bool Semaphore::acquire_until(TimePoint deadline, const char* op) {
   detail::Coroutine* self = detail::coroutine_or_throw(op);
-  if (try_acquire()) return true;
+  lock_.lock();
+  if (take()) {
+    lock_.unlock();
+    return true;
+  }
   detail::Waiter node(self);
   waiters_.enqueue(node);
   // A permit handed to us while we are being unwound goes back.
-  return waiters_.wait_signaled(node, deadline, [this] { release(1); });
+  return waiters_.wait_signaled(node, deadline, lock_, [this] { release(1); });
 }
 
 void Semaphore::release(std::ptrdiff_t n) {
   if (n < 0) throw std::invalid_argument("coil: Semaphore::release() of a negative count");
+  std::lock_guard guard(lock_);
   for (; n > 0 && !waiters_.empty(); --n) waiters_.wake_front();  // one permit each
   count_ += n;
+}
+
+std::ptrdiff_t Semaphore::available() const noexcept {
+  std::lock_guard guard(lock_);
+  return count_;
+}
+
+// SpinLock
+
+void detail::SpinLock::lock_slow() noexcept {
+  for (int spins = 0;; ++spins) {
+    if (!locked_.load(std::memory_order_relaxed) &&
+        !locked_.exchange(true, std::memory_order_acquire)) {
+      return;
+    }
+    if (spins < 64) {
+      __builtin_ia32_pause();
+    } else {
+      ::syscall(SYS_sched_yield);  // not sched_yield(): coil-run hooks it to yield the coroutine
+    }
+  }
 }
 
 }  // namespace coil

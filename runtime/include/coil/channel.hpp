@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -53,7 +54,9 @@ struct RecvResult {
 //   throw ChannelClosed, senders waiting at the time included.
 // Blocking calls (send, send_for/until, recv, recv_for/until) need a
 // coroutine and throw std::logic_error outside one; try_send, try_recv and
-// close work anywhere on the scheduler thread. T must be move-constructible.
+// close work on any thread. Senders and receivers may be coroutines of
+// different worker threads. T must be move-constructible; its moves run
+// under the channel's spin lock, so they should not block.
 template <class T>
 class Channel {
  public:
@@ -80,11 +83,15 @@ class Channel {
 
   // try_send() sends value if that needs no waiting and returns true; on
   // false value is left as it was. Throws ChannelClosed if closed.
-  bool try_send(T&& value) { return offer(value); }
+  bool try_send(T&& value) {
+    std::lock_guard guard(lock_);
+    return offer(value);
+  }
 
   // try_send(const T&) is try_send() of a copy.
   bool try_send(const T& value) {
     T copy(value);
+    std::lock_guard guard(lock_);
     return offer(copy);
   }
 
@@ -112,6 +119,7 @@ class Channel {
   // try_recv() returns the next item if there is one right now (kOk), else
   // kClosed if the channel is closed and drained, else kTimeout.
   RecvResult<T> try_recv() {
+    std::lock_guard guard(lock_);
     if (std::optional<T> item = take()) return {RecvStatus::kOk, std::move(item)};
     return {closed_ ? RecvStatus::kClosed : RecvStatus::kTimeout, std::nullopt};
   }
@@ -133,6 +141,7 @@ class Channel {
   // buffered items stay for later receives. Throws ChannelClosed if already
   // closed.
   void close() {
+    std::lock_guard guard(lock_);
     if (closed_) throw ChannelClosed("coil: close of a closed channel");
     closed_ = true;
     receivers_.wake_all(detail::WaitState::kClosed);
@@ -140,13 +149,19 @@ class Channel {
   }
 
   // size() is the number of buffered items.
-  std::size_t size() const noexcept { return buffer_ ? buffer_->size() : 0; }
+  std::size_t size() const noexcept {
+    std::lock_guard guard(lock_);
+    return buffered();
+  }
 
   // capacity() is the buffer's capacity: 0 unbuffered, kUnbounded unbounded.
   std::size_t capacity() const noexcept { return capacity_; }
 
   // closed() is true once close() was called.
-  bool closed() const noexcept { return closed_; }
+  bool closed() const noexcept {
+    std::lock_guard guard(lock_);
+    return closed_;
+  }
 
  private:
   // SendWaiter is a parked sender; a receiver moves *value out of it.
@@ -170,7 +185,7 @@ class Channel {
       receivers_.wake_front();
       return true;
     }
-    if (size() < capacity_) {
+    if (buffered() < capacity_) {
       if (!buffer_) buffer_.emplace();
       buffer_->push_back(std::move(value));
       return true;
@@ -180,10 +195,12 @@ class Channel {
 
   bool send_until_impl(T& value, TimePoint deadline, const char* op) {
     detail::Coroutine* self = detail::coroutine_or_throw(op);
+    std::unique_lock guard(lock_);
     if (offer(value)) return true;
     SendWaiter node(self, &value);
     senders_.enqueue(node);
-    if (!senders_.wait_signaled(node, deadline)) return false;
+    guard.release();  // wait_signaled() unlocks it
+    if (!senders_.wait_signaled(node, deadline, lock_)) return false;
     if (node.state == detail::WaitState::kClosed) {
       throw ChannelClosed("coil: channel closed while a send waited");
     }
@@ -195,7 +212,7 @@ class Channel {
   // longest waiting sender's item, else nullopt.
   std::optional<T> take() {
     std::optional<T> item;
-    if (size() != 0) {
+    if (buffered() != 0) {
       item.emplace(std::move(buffer_->front()));
       buffer_->pop_front();
       if (!senders_.empty()) {
@@ -211,18 +228,28 @@ class Channel {
 
   RecvResult<T> recv_until_impl(TimePoint deadline, const char* op) {
     detail::Coroutine* self = detail::coroutine_or_throw(op);
+    std::unique_lock guard(lock_);
     if (std::optional<T> item = take()) return {RecvStatus::kOk, std::move(item)};
     if (closed_) return {RecvStatus::kClosed, std::nullopt};
     // An item handed to this receiver while the scheduler unwinds it is
     // destroyed with the node.
     RecvWaiter node(self);
     receivers_.enqueue(node);
-    if (!receivers_.wait_signaled(node, deadline)) return {RecvStatus::kTimeout, std::nullopt};
+    guard.release();  // wait_signaled() unlocks it
+    if (!receivers_.wait_signaled(node, deadline, lock_)) {
+      return {RecvStatus::kTimeout, std::nullopt};
+    }
     if (node.state == detail::WaitState::kClosed) return {RecvStatus::kClosed, std::nullopt};
     return {RecvStatus::kOk, std::move(node.item)};
   }
 
+  // buffered() is size() for a caller holding lock_.
+  std::size_t buffered() const noexcept { return buffer_ ? buffer_->size() : 0; }
+
   std::size_t capacity_;
+  // Around everything below: senders and receivers may run on different
+  // worker threads (the protocol is in coil/detail/wait_list.hpp).
+  mutable detail::SpinLock lock_;
   bool closed_ = false;
   // Why a deque: items of any T, amortized O(1) at both ends, and memory
   // only for the items actually buffered, which an unbounded channel needs.

@@ -67,15 +67,15 @@ class CondVar {
     return wait_until(lock, detail::deadline_after(timeout), std::move(pred));
   }
 
-  // notify_one() wakes the longest waiting coroutine, if any. Works anywhere
-  // on the scheduler thread, with or without the mutex held.
+  // notify_one() wakes the longest waiting coroutine, if any. Works on any
+  // thread, with or without the mutex held.
   void notify_one() noexcept;
 
-  // notify_all() wakes every waiting coroutine. Works anywhere on the
-  // scheduler thread.
+  // notify_all() wakes every waiting coroutine. Works on any thread.
   void notify_all() noexcept;
 
  private:
+  detail::SpinLock lock_;  // around waiters_ (wait_list.hpp)
   detail::WaitList<> waiters_;
 };
 

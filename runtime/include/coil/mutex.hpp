@@ -1,4 +1,4 @@
-// coil::Mutex: a mutex for coroutines of one scheduler. A coroutine that
+// coil::Mutex: a mutex for coroutines, of one or several worker threads. A coroutine that
 // finds it locked parks (the thread runs other coroutines) instead of
 // blocking the thread.
 //
@@ -23,7 +23,7 @@ namespace coil {
 // unlock() by a coroutine that does not own it throws std::system_error with
 // errc::operation_not_permitted (EPERM).
 //
-// Code on the scheduler thread outside any coroutine (a post()ed function)
+// Code outside any coroutine (a post()ed function, a plain thread)
 // counts as one more owner: it may try_lock() and unlock(), but not lock().
 class Mutex {
  public:
@@ -42,7 +42,7 @@ class Mutex {
 
   // try_lock() takes the mutex if it is free and returns true; false if any
   // coroutine (the caller included) holds it. Never blocks; works outside
-  // coroutines on the scheduler thread.
+  // coroutines, on any thread.
   bool try_lock() noexcept;
 
   // try_lock_for() is lock() giving up after timeout on the scheduler clock;
@@ -62,6 +62,7 @@ class Mutex {
  private:
   bool lock_until(TimePoint deadline, const char* op);
 
+  mutable detail::SpinLock lock_;       // around the fields below (wait_list.hpp)
   detail::Coroutine* owner_ = nullptr;  // nullptr: code outside coroutines, if locked_
   bool locked_ = false;
   detail::WaitList<> waiters_;  // non-empty only while locked_

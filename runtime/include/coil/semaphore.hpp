@@ -29,7 +29,7 @@ class Semaphore {
   void acquire();
 
   // try_acquire() takes a permit if one is free and returns true. Never
-  // blocks; works anywhere on the scheduler thread.
+  // blocks; works on any thread.
   bool try_acquire() noexcept;
 
   // try_acquire_for() is acquire() giving up after timeout on the scheduler
@@ -42,15 +42,17 @@ class Semaphore {
 
   // release() adds n permits, first handing one each to the longest waiting
   // coroutines. Precondition: n >= 0 (else std::invalid_argument). Works
-  // anywhere on the scheduler thread.
+  // on any thread.
   void release(std::ptrdiff_t n = 1);
 
   // available() is the number of free permits now.
-  std::ptrdiff_t available() const noexcept { return count_; }
+  std::ptrdiff_t available() const noexcept;
 
  private:
   bool acquire_until(TimePoint deadline, const char* op);
+  bool take() noexcept;  // under lock_
 
+  mutable detail::SpinLock lock_;  // around the fields below (wait_list.hpp)
   std::ptrdiff_t count_;
   detail::WaitList<> waiters_;  // non-empty only while count_ == 0
 };

@@ -36,9 +36,10 @@ class WaitGroup {
   void wait();
 
   // count() is the counter now.
-  std::int64_t count() const noexcept { return count_; }
+  std::int64_t count() const noexcept;
 
  private:
+  mutable detail::SpinLock lock_;  // around the fields below (wait_list.hpp)
   std::int64_t count_ = 0;
   detail::WaitList<> waiters_;  // non-empty only while count_ > 0
 };

@@ -41,9 +41,21 @@ Coroutine* current_coroutine() noexcept;
 // catch (...) without rethrowing.
 WakeReason park(TimePoint deadline = kNoDeadline);
 
+class SpinLock;
+
+// park_unlock() is park() for a waiter that another worker thread may wake:
+// called holding lock, after the caller made itself findable under it, it
+// releases lock once the coroutine counts as parked (a waker that takes lock
+// and finds the caller will wake it) and then suspends. It returns as park()
+// does, without the lock; a deadline already past returns kTimeout at once.
+WakeReason park_unlock(TimePoint deadline, SpinLock& lock);
+
 // wake() makes a parked coroutine ready and returns true; it returns false
 // (and does nothing) if co is not parked, for instance because its deadline
-// already fired. Precondition: called on co's scheduler thread.
+// already fired. Any thread may call it: from another thread than co's
+// scheduler's, co goes into that scheduler's inbox and the scheduler is
+// woken if it sleeps in epoll. Precondition: co cannot finish meanwhile (the
+// caller holds the lock co waits under, or co's scheduler thread calls).
 bool wake(Coroutine* co) noexcept;
 
 // InterruptibleWait makes the running coroutine's waits interruptible for

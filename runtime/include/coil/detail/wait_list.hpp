@@ -17,15 +17,21 @@
 //   never holds a dangling node; wait_signaled() lets the primitive pass on
 //   what was handed to a waiter that is being unwound.
 //
-// Single-threaded for now: all of this runs on the scheduler's thread, and
-// waking goes only through detail::wake(), so a later multi-core version can
-// put a lock around the list operations without changing the protocol.
+// Threads: the waiter and the waker may run on different worker threads. Each
+// primitive keeps a SpinLock around its state and its lists; every list
+// operation and every read or write of a node's state happens under it. A
+// waiter parks with park_unlock(), which releases the lock only once the
+// coroutine counts as parked, so a waker that finds the node under the lock
+// can always wake it (from any thread); and a waiter that a timeout resumed
+// takes the lock before it looks at its node, so a waker holding the lock
+// never wakes a coroutine that has moved on to another wait.
 #pragma once
 
 #include <boost/intrusive/list.hpp>
 #include <cstdint>
 
 #include "coil/detail/park.hpp"
+#include "coil/detail/spin_lock.hpp"
 #include "coil/time.hpp"
 
 namespace coil::detail {
@@ -109,7 +115,8 @@ class WaitList {
 
   // wake_front() unlinks the front node, records state in it and wakes its
   // coroutine. Fill in the node's slot (front()) before calling it.
-  // Precondition: !empty().
+  // Precondition: !empty(), and the caller holds the primitive's lock (the
+  // waiter cannot leave its wait meanwhile, so its coroutine stays valid).
   void wake_front(WaitState state = WaitState::kSignaled) noexcept {
     Node& node = list_.front();
     list_.pop_front();
@@ -124,29 +131,41 @@ class WaitList {
 
   // wait_signaled() parks the calling coroutine until a waker has recorded
   // an outcome in node (true) or the deadline passes first (false; node is
-  // unlinked). Spurious wakeups park again. If park() throws (forced unwind)
-  // after the node was signaled, on_unwind() runs to pass on whatever the
-  // node was handed, and the exception propagates. Precondition: node was
-  // enqueue()d on this list by the calling coroutine.
+  // unlinked). Spurious wakeups park again. If park_unlock() throws (forced
+  // unwind) after the node was signaled, on_unwind() runs, without the lock,
+  // to pass on whatever the node was handed, and the exception propagates.
+  // Precondition: the caller holds lock (the primitive's) and enqueue()d node
+  // on this list under it. Postcondition: lock is released.
   template <class OnUnwind>
-  bool wait_signaled(Node& node, TimePoint deadline, OnUnwind&& on_unwind) {
-    try {
-      while (node.state == WaitState::kWaiting) {
-        if (park(deadline) == WakeReason::kTimeout && node.state == WaitState::kWaiting) {
-          node.unlink();
-          return false;
-        }
+  bool wait_signaled(Node& node, TimePoint deadline, SpinLock& lock, OnUnwind&& on_unwind) {
+    for (;;) {
+      if (node.state != WaitState::kWaiting) {
+        lock.unlock();
+        return true;
       }
-    } catch (...) {
-      if (node.state == WaitState::kSignaled) on_unwind();
-      throw;
+      WakeReason why;
+      try {
+        why = park_unlock(deadline, lock);
+      } catch (...) {
+        lock.lock();
+        const bool handed = node.state == WaitState::kSignaled;
+        if (node.is_linked()) node.unlink();
+        lock.unlock();
+        if (handed) on_unwind();
+        throw;
+      }
+      lock.lock();
+      if (why == WakeReason::kTimeout && node.state == WaitState::kWaiting) {
+        node.unlink();
+        lock.unlock();
+        return false;
+      }
     }
-    return true;
   }
 
   // wait_signaled() without on_unwind: nothing handed over needs passing on.
-  bool wait_signaled(Node& node, TimePoint deadline) {
-    return wait_signaled(node, deadline, [] {});
+  bool wait_signaled(Node& node, TimePoint deadline, SpinLock& lock) {
+    return wait_signaled(node, deadline, lock, [] {});
   }
 
  private:
