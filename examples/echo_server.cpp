@@ -7,7 +7,8 @@
 // one thread serves every client. The per-message path is one read and one write of exactly the
 // bytes read (this server is measured in syscalls per message). When accept() runs out of file
 // descriptors (EMFILE), the server says so once and retries every 100 ms while the connections
-// it has keep being served.
+// it has keep being served. --threads N runs N worker threads, each with its own SO_REUSEPORT
+// listener, so the kernel spreads the clients over them.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,12 +17,16 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include "coil/net.hpp"
+#include "coil/runtime.hpp"
 #include "coil/scheduler.hpp"
 
 namespace {
@@ -36,6 +41,8 @@ constexpr auto kReportInterval = 10s;
 struct Options {
   std::string host = "127.0.0.1";
   int port = 9527;
+  int threads = 1;  // worker threads, each with its own listener (SO_REUSEPORT) and scheduler
+  bool pin = false;
 };
 
 // peer_text() formats an IPv4 address as "a.b.c.d:port".
@@ -52,34 +59,23 @@ std::string ipv4_check(const std::string& text) {
                                                       : "not an IPv4 address: " + text;
 }
 
-// open_listener() returns a listening TCP socket bound to host:port, or -1 after saying why.
-int open_listener(const Options& opts) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(opts.port));
-  inet_pton(AF_INET, opts.host.c_str(), &addr.sin_addr);  // checked by ipv4_check
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    std::fprintf(stderr, "echo_server: socket: %s\n", std::strerror(errno));
-    return -1;
+// open_listeners() returns one listening socket per worker on host:port, all on the same port
+// (the first one's, when port is 0), or an empty vector after saying why.
+std::vector<int> open_listeners(const Options& opts) {
+  std::vector<int> fds;
+  int port = opts.port;
+  try {
+    for (int i = 0; i < opts.threads; ++i) {
+      fds.push_back(
+          coil::listen_tcp(opts.host, port, {.backlog = kBacklog, .reuse_port = opts.threads > 1}));
+      if (port == 0) port = coil::local_port(fds.front());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "echo_server: %s\n", e.what());
+    for (int fd : fds) close(fd);
+    fds.clear();
   }
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, kBacklog) != 0) {
-    std::fprintf(stderr, "echo_server: listen on %s:%d: %s\n", opts.host.c_str(), opts.port,
-                 std::strerror(errno));
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// bound_port() returns the port the kernel gave fd (for --port 0), or -1.
-int bound_port(int fd) {
-  sockaddr_in addr{};
-  socklen_t len = sizeof addr;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
-  return ntohs(addr.sin_port);
+  return fds;
 }
 
 // write_all() writes len bytes of buf to fd; one write() unless the kernel takes less.
@@ -177,14 +173,27 @@ int accept_loop(int listen_fd) {
   }
 }
 
-// serve() opens the listener, announces its port and accepts until a fatal error.
+// serve() opens the listeners, announces their port and accepts until a fatal error: on this
+// thread's scheduler, or with --threads on each worker of a Runtime, each accepting its own
+// connections (the kernel spreads them over the SO_REUSEPORT listeners).
 int serve(const Options& opts) {
-  int listen_fd = open_listener(opts);
-  if (listen_fd < 0) return 1;
-  std::printf("listening on port %d\n", bound_port(listen_fd));
+  std::vector<int> fds = open_listeners(opts);
+  if (fds.empty()) return 1;
+  std::printf("listening on port %d\n", coil::local_port(fds.front()));
   std::fflush(stdout);
-  int status = accept_loop(listen_fd);
-  close(listen_fd);
+  std::atomic<int> status{0};
+  if (opts.threads == 1) {
+    status = coil::run([&] { return accept_loop(fds.front()); });
+  } else {
+    coil::Runtime runtime({.workers = opts.threads, .pin = opts.pin});
+    for (int i = 0; i < opts.threads; ++i) {
+      runtime.go_on(i, [&status, fd = fds[static_cast<std::size_t>(i)]] {
+        if (int s = accept_loop(fd); s != 0) status = s;
+      });
+    }
+    runtime.wait();
+  }
+  for (int fd : fds) close(fd);
   return status;
 }
 
@@ -196,6 +205,9 @@ int main(int argc, char** argv) {
   app.add_option("--host", opts.host, "IPv4 address to listen on")->check(ipv4_check);
   app.add_option("--port", opts.port, "TCP port to listen on (0: the kernel chooses)")
       ->check(CLI::Range(0, 65535));
+  app.add_option("--threads", opts.threads, "Worker threads, each accepting its own clients")
+      ->check(CLI::Range(1, 256));
+  app.add_flag("--pin", opts.pin, "Pin worker i to CPU i (with --threads)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -203,5 +215,5 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   signal(SIGPIPE, SIG_IGN);  // a client that vanishes makes write() fail with EPIPE instead
-  return coil::run([&] { return serve(opts); });
+  return serve(opts);
 }

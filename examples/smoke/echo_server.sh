@@ -79,6 +79,28 @@ kill -0 "$server_pid" 2>/dev/null || fail "the server died after its clients lef
 [[ ! -s $work/main.err ]] || fail "unexpected errors: $(cat "$work/main.err")"
 echo "ok: server alive, no errors reported"
 
+# --threads: two workers, each with its own SO_REUSEPORT listener on the one port.
+rc=0
+"$bin/echo_server" --threads 0 >/dev/null 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "--threads 0 exits $rc, not 2"
+start_server threads "$bin/echo_server" --port 0 --threads 2
+threads=$(awk '/^Threads:/ {print $2}' "/proc/$server_pid/status")
+((threads >= 3)) || fail "--threads 2 runs $threads threads"
+conns=()
+for i in $(seq 64); do
+  exec {fd}<>"/dev/tcp/127.0.0.1/$port" || fail "connect $i to --threads 2"
+  conns+=("$fd")
+  printf 'worker test %d\n' "$i" >&"$fd"
+done
+for ((i = 64; i >= 1; i--)); do
+  fd=${conns[i - 1]}
+  read -r -t 5 -u "$fd" reply || fail "no echo on connection $i to --threads 2"
+  [[ $reply == "WORKER TEST $i" ]] || fail "connection $i to --threads 2 got '$reply'"
+  exec {fd}>&-
+done
+[[ ! -s $work/threads.err ]] || fail "--threads 2 errors: $(cat "$work/threads.err")"
+echo "ok: --threads 2 ($threads OS threads) echoes 64 concurrent connections"
+
 if sanitized "$bin/echo_server"; then
   echo "skipped: out of file descriptors (a sanitizer build: see sanitized in lib.sh)"
 else
