@@ -8,6 +8,11 @@
 // at start; when accept() still runs out of descriptors it says which limit to raise and keeps
 // serving the connections it has. On SIGINT, SIGTERM or after --max-seconds it closes everything
 // and prints a summary: totals, the peak of open connections and errors by errno.
+//
+// --threads N runs N worker threads and --procs P forks P processes (the seeds' multi-core
+// server); every worker of every process listens on every port with SO_REUSEPORT and the kernel
+// spreads the connections over them. Processes are how to go past RLIMIT_NOFILE, which caps the
+// descriptors of each; each process prints its own lines and summary.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -24,10 +29,14 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "coil/net.hpp"
+#include "coil/process.hpp"
+#include "coil/runtime.hpp"
 #include "coil/scheduler.hpp"
 
 namespace {
@@ -48,6 +57,8 @@ struct Options {
   int first_port = 0;
   int last_port = 0;
   double max_seconds = 0;  // 0: until SIGINT or SIGTERM
+  int threads = 1;         // worker threads, each with its own listeners (SO_REUSEPORT)
+  int procs = 1;           // processes, each with its own threads and listeners
 };
 
 // Conn is one connection. It lives on its coroutine's stack and unlinks itself when it goes.
@@ -55,7 +66,8 @@ struct Conn : bi::list_base_hook<bi::link_mode<bi::auto_unlink>> {
   int fd = -1;
 };
 
-// Server is what the coroutines share; all of them run on one thread.
+// Server is what the coroutines of one worker thread share (with --threads, each worker has its
+// own, with its own listeners on every port).
 struct Server {
   Options opts;
   std::vector<int> listeners;
@@ -113,25 +125,15 @@ std::string raise_fd_limit() {
          " to the hard limit, " + std::to_string(lim.rlim_max);
 }
 
-// open_listener() returns a socket listening on host:port, or -1 after saying why.
-int open_listener(const std::string& host, int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);  // checked by ipv4_check
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    std::fprintf(stderr, "c1m_server: socket: %s\n", strerror(errno));
+// open_listener() returns a socket listening on host:port (shared with the other workers and
+// processes through SO_REUSEPORT if reuse_port), or -1 after saying why.
+int open_listener(const std::string& host, int port, bool reuse_port) {
+  try {
+    return coil::listen_tcp(host, port, {.backlog = kBacklog, .reuse_port = reuse_port});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "c1m_server: %s\n", e.what());
     return -1;
   }
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, kBacklog) != 0) {
-    std::fprintf(stderr, "c1m_server: listen on %s:%d: %s\n", host.c_str(), port, strerror(errno));
-    close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // note_accepted() counts a new connection and prints the time per 1000 accepts, as the seed.
@@ -253,24 +255,51 @@ void wait_for_stop(Server& s, int sig_fd) {
     std::fprintf(stderr, "c1m_server: %s, stopping\n", strsignal(static_cast<int>(info.ssi_signo)));
 }
 
-// run_server() is the main coroutine: listeners, accepting coroutines, then wait and stop.
-int run_server(Server& s, int sig_fd) {
-  std::string limit_note = raise_fd_limit();
-  for (int port = s.opts.first_port; port <= s.opts.last_port; ++port) {
-    int fd = open_listener(s.opts.host, port);
-    if (fd < 0) {
-      for (int open_fd : s.listeners) close(open_fd);
-      return 1;
+// open_listeners() gives every server a listener on each port; false after saying why.
+bool open_listeners(std::deque<Server>& servers, bool reuse_port) {
+  for (Server& s : servers) {
+    for (int port = s.opts.first_port; port <= s.opts.last_port; ++port) {
+      int fd = open_listener(s.opts.host, port, reuse_port);
+      if (fd < 0) return false;
+      s.listeners.push_back(fd);
     }
-    s.listeners.push_back(fd);
   }
-  std::printf("listening on ports %d-%d\n%s\n", s.opts.first_port, s.opts.last_port,
-              limit_note.c_str());
-  std::fflush(stdout);
+  return true;
+}
+
+// start_accepting() starts a coroutine per listening socket of s, on the calling worker.
+void start_accepting(Server& s) {
   for (int fd : s.listeners) coil::go([&s, fd] { accept_on(s, fd); });
-  wait_for_stop(s, sig_fd);
-  stop(s);
-  return 0;
+}
+
+// serve_threads() runs every server on its own worker of a Runtime until a stop signal or
+// --max-seconds; worker 0 also waits for that, then has each worker stop its own server.
+void serve_threads(std::deque<Server>& servers, int sig_fd) {
+  const int n = static_cast<int>(servers.size());
+  coil::Runtime runtime({.workers = n});
+  for (int i = 0; i < n; ++i) {
+    runtime.go_on(i, [&s = servers[static_cast<std::size_t>(i)]] { start_accepting(s); });
+  }
+  runtime.go_on(0, [&] {
+    wait_for_stop(servers.front(), sig_fd);
+    for (int i = 0; i < n; ++i) {
+      runtime.go_on(i, [&s = servers[static_cast<std::size_t>(i)]] { stop(s); });
+    }
+  });
+  runtime.wait();
+}
+
+// total() adds up the servers' counts for the summary.
+Server total(const std::deque<Server>& servers) {
+  Server sum;
+  sum.started = servers.front().started;
+  for (const Server& s : servers) {
+    sum.accepted += s.accepted;
+    sum.peak_open += s.peak_open;  // an upper bound: the workers' peaks need not coincide
+    sum.fd_shortages += s.fd_shortages;
+    for (const auto& [err, count] : s.conn_errors) sum.conn_errors[err] += count;
+  }
+  return sum;
 }
 
 void print_summary(const Server& s) {
@@ -283,25 +312,8 @@ void print_summary(const Server& s) {
   std::fflush(stdout);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"c1m_server: accepts and echoes as many TCP connections as it can"};
-  Server s;
-  app.add_option("--host", s.opts.host, "IPv4 address to listen on")->check(ipv4_check);
-  app.add_option("--ports", s.opts.ports, "Range of ports to listen on, FIRST-LAST")
-      ->check(range_check);
-  app.add_option("--max-seconds", s.opts.max_seconds, "Stop by itself after this long (0: never)")
-      ->check(CLI::Range(0.0, 1e6));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);  // prints the help or the error
-    return code == 0 ? 0 : 2;
-  }
-  parse_range(s.opts.ports, s.opts.first_port, s.opts.last_port);
-
-  signal(SIGPIPE, SIG_IGN);  // a vanished client makes write() fail with EPIPE instead
+// serve_process() is one server process: its signalfd, workers, listeners and summary.
+int serve_process(const Options& opts) {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -312,8 +324,62 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "c1m_server: signalfd: %s\n", strerror(errno));
     return 1;
   }
-  int status = coil::run([&] { return run_server(s, sig_fd); });
+  std::string limit_note = raise_fd_limit();
+  std::deque<Server> servers(static_cast<std::size_t>(opts.threads));
+  for (Server& s : servers) s.opts = opts;
+  if (!open_listeners(servers, opts.threads > 1 || opts.procs > 1)) {
+    for (Server& s : servers) {
+      for (int fd : s.listeners) close(fd);
+    }
+    return 1;
+  }
+  std::printf("listening on ports %d-%d\n%s\n", opts.first_port, opts.last_port,
+              limit_note.c_str());
+  std::fflush(stdout);
+  if (opts.threads == 1) {
+    coil::run([&] {
+      start_accepting(servers.front());
+      wait_for_stop(servers.front(), sig_fd);
+      stop(servers.front());
+    });
+  } else {
+    serve_threads(servers, sig_fd);
+  }
   close(sig_fd);
-  if (status == 0) print_summary(s);
-  return status;
+  print_summary(total(servers));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"c1m_server: accepts and echoes as many TCP connections as it can"};
+  Options opts;
+  app.add_option("--host", opts.host, "IPv4 address to listen on")->check(ipv4_check);
+  app.add_option("--ports", opts.ports, "Range of ports to listen on, FIRST-LAST")
+      ->check(range_check);
+  app.add_option("--max-seconds", opts.max_seconds, "Stop by itself after this long (0: never)")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--threads", opts.threads,
+                 "Worker threads per process, each listening on every port (SO_REUSEPORT)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--procs", opts.procs,
+                 "Processes, each listening on every port (SO_REUSEPORT); RLIMIT_NOFILE caps "
+                 "the connections of each")
+      ->check(CLI::Range(1, 1024));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);  // prints the help or the error
+    return code == 0 ? 0 : 2;
+  }
+  parse_range(opts.ports, opts.first_port, opts.last_port);
+  signal(SIGPIPE, SIG_IGN);  // a vanished client makes write() fail with EPIPE instead
+  if (opts.procs == 1) return serve_process(opts);
+  try {
+    return coil::fork_workers(opts.procs, [&](int) { return serve_process(opts); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "c1m_server: %s\n", e.what());
+    return 1;
+  }
 }

@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -39,7 +40,9 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
+#include "coil/runtime.hpp"
 #include "coil/scheduler.hpp"
 
 namespace {
@@ -62,6 +65,8 @@ struct Options {
   int idle_timeout_ms = 10000;
   std::uint32_t max_header_bytes = 8192;
   std::uint64_t max_body_bytes = 1024 * 1024;
+  int threads = 1;  // workers, each with its own listener (SO_REUSEPORT), scheduler and caches
+  bool pin = false;
 };
 
 // kStatusLines are the status lines this server sends; the last one is the fallback.
@@ -645,8 +650,9 @@ void accept_loop(Server& server, int listen_fd) {
   }
 }
 
-// listen_on() returns a listening TCP socket on host:port, or -1 with a message in error.
-int listen_on(const std::string& host, int port, std::string& error) {
+// listen_on() returns a listening TCP socket on host:port, with SO_REUSEPORT if reuse_port, or
+// -1 with a message in error.
+int listen_on(const std::string& host, int port, bool reuse_port, std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -667,6 +673,7 @@ int listen_on(const std::string& host, int port, std::string& error) {
     }
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        (!reuse_port || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0) &&
         bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
       return fd;
     error = "listen on " + host + ":" + service + ": " + std::strerror(errno);
@@ -704,6 +711,10 @@ int parse_options(int argc, char** argv, Options& opts) {
       ->check(CLI::Range(256U, 1U << 24));
   app.add_option("--max-body-bytes", opts.max_body_bytes, "Largest request body (larger: 413)")
       ->capture_default_str();
+  app.add_option("--threads", opts.threads, "Worker threads, each accepting its own connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_flag("--pin", opts.pin, "Pin worker i to CPU i (with --threads)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -727,16 +738,35 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a peer gone mid-sendfile is an error return, not a signal
   http_parser_set_max_header_size(opts.max_header_bytes);
 
-  std::string error;
-  int listen_fd = listen_on(opts.host, opts.port, error);
-  if (listen_fd < 0) {
-    std::fprintf(stderr, "http_server: %s\n", error.c_str());
-    return 1;
+  // One listener per worker, all on the port the first one got.
+  std::vector<int> listeners;
+  for (int i = 0, port = opts.port; i < opts.threads; ++i) {
+    std::string error;
+    int fd = listen_on(opts.host, port, opts.threads > 1, error);
+    if (fd < 0) {
+      std::fprintf(stderr, "http_server: %s\n", error.c_str());
+      return 1;
+    }
+    listeners.push_back(fd);
+    port = bound_port(fd);
   }
-  std::printf("listening on port %d\n", bound_port(listen_fd));
+  std::printf("listening on port %d\n", bound_port(listeners.front()));
   std::fflush(stdout);
 
-  Server server{.opts = opts, .files = FileCache(root_fd, root_path), .date = {}};
-  coil::run([&] { accept_loop(server, listen_fd); });
+  // A Server per worker: its file cache and Date header are that worker's alone.
+  std::deque<Server> servers;
+  for (int i = 0; i < opts.threads; ++i) {
+    servers.push_back(Server{.opts = opts, .files = FileCache(root_fd, root_path), .date = {}});
+  }
+  if (opts.threads == 1) {
+    coil::run([&] { accept_loop(servers.front(), listeners.front()); });
+  } else {
+    coil::Runtime runtime({.workers = opts.threads, .pin = opts.pin});
+    for (int i = 0; i < opts.threads; ++i) {
+      runtime.go_on(i, [&server = servers[static_cast<std::size_t>(i)],
+                        fd = listeners[static_cast<std::size_t>(i)]] { accept_loop(server, fd); });
+    }
+    runtime.wait();
+  }
   return 1;  // the accept loop only returns on a fatal error
 }

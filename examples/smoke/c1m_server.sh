@@ -62,7 +62,8 @@ stop_server() {
   [[ $rc == 0 ]] || fail "$1 exited $rc after SIGTERM"
 }
 
-for bad in "--ports 5-2" "--ports abc" "--ports 1-70000" "--max-seconds -1" "--bogus"; do
+for bad in "--ports 5-2" "--ports abc" "--ports 1-70000" "--max-seconds -1" "--bogus" \
+  "--threads 0" "--procs 0"; do
   rc=0
   # shellcheck disable=SC2086 # the flags are split on purpose
   "$bin/c1m_server" $bad >/dev/null 2>&1 || rc=$?
@@ -116,6 +117,29 @@ grep -Eq '^summary: accepted 3 connections in [0-9.]+ s' "$work/timed.out" ||
   fail "--max-seconds 1: wrong summary"
 for fd in "${conns[@]}"; do exec {fd}>&-; done
 echo "ok: --max-seconds 1 stops by itself with a summary"
+
+# summed_accepts NAME: the accepted counts of every summary line in NAME's output, added up.
+summed_accepts() {
+  sed -n 's/^summary: accepted \([0-9]*\) connections.*/\1/p' "$work/$1.out" |
+    awk '{ n += $1 } END { print n + 0 }'
+}
+
+for mode in "--threads 2" "--procs 2" "--procs 2 --threads 2"; do
+  name=${mode//[- ]/}
+  # shellcheck disable=SC2086 # the flags are split on purpose
+  start_server "$name" "$hard" "$hard" $mode
+  connect_all 200
+  for i in 199 100 0; do probe "$i"; done
+  stop_server "$name"
+  for fd in "${conns[@]}"; do exec {fd}>&-; done
+  summaries=$(grep -c '^summary:' "$work/$name.out" || true)
+  want=1
+  [[ $mode == *procs* ]] && want=2
+  [[ $summaries == "$want" ]] || fail "$mode: $summaries summaries, not $want"
+  [[ $(summed_accepts "$name") == 200 ]] || fail "$mode: accepted $(summed_accepts "$name"), not 200"
+  ! grep -v 'Terminated, stopping$' "$work/$name.err" || fail "$mode: errors on stderr"
+  echo "ok: $mode: 200 connections echo, SIGTERM stops every worker, summaries add up to 200"
+done
 
 if sanitized "$bin/c1m_server"; then
   echo "skipped: a hard limit of 40 fds (a sanitizer build: see sanitized in lib.sh)"

@@ -318,6 +318,18 @@ exec 3>&-
 ((size > 0 && size < 128 * 1024 * 1024)) || fail "non-reading client got $size bytes"
 echo "   got $size of 134217728 bytes"
 
+echo "-- --threads 2: each worker serves, files and /plaintext"
+start_server --threads 2 --idle-timeout-ms 5000
+for _ in $(seq 12); do
+  exchange get /file4k.txt 'Connection: close'
+  expect_status 200
+  body_of | cmp - "$work/root/file4k.txt" || fail "/file4k.txt body differs with --threads 2"
+  exchange get /plaintext 'Connection: close'
+  expect_status 200
+done
+threads=$(awk '/^Threads:/ {print $2}' "/proc/$(server_process "$server_pid")/status")
+((threads >= 3)) || fail "--threads 2 runs $threads threads"
+
 echo "-- idle clients do not hold up others"
 start_server --idle-timeout-ms 5000
 connect 4

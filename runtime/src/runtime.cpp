@@ -64,6 +64,9 @@ struct Runtime::Worker {
   std::thread thread;
   detail::SchedulerImpl* sched = nullptr;  // set by the thread before the start-up latch
   int index = 0;
+  // stop() is done with sched: the thread may destroy it. drop_keep_alive() lets run() return
+  // before it has finished writing the eventfd.
+  std::latch released{1};
 };
 
 Runtime::Runtime(RuntimeOptions opts) : shared_(std::make_unique<Shared>()) {
@@ -92,6 +95,7 @@ Runtime::Runtime(RuntimeOptions opts) : shared_(std::make_unique<Shared>()) {
         raw->sched = &sched.impl();
         started.count_down();
         sched.run();
+        raw->released.wait();
       });
     } catch (...) {
       failure = std::current_exception();
@@ -127,6 +131,7 @@ Runtime::~Runtime() {
 void Runtime::stop() noexcept {
   for (auto& w : workers_) {
     if (w->sched) w->sched->drop_keep_alive();
+    w->released.count_down();
   }
   detail::InternalScope internal;
   for (auto& w : workers_) {
