@@ -136,7 +136,7 @@ TEST_F(PreloadOptionsEnv, StackSizeLimitsAreInclusive) {
 }
 
 TEST_F(PreloadOptionsEnv, ThreadsMessagesNameTheVariableAndTheRange) {
-  const std::string accepted = "use a whole number from 1 to 256 (only 1 implemented so far)";
+  const std::string accepted = "use a whole number from 1 to 256";
   EXPECT_EQ(error_for(kEnvThreads, "0"), "COIL_THREADS=0: out of range; " + accepted);
   EXPECT_EQ(error_for(kEnvThreads, "257"), "COIL_THREADS=257: out of range; " + accepted);
   EXPECT_EQ(error_for(kEnvThreads, "-1"), "COIL_THREADS=-1: out of range; " + accepted);
@@ -146,10 +146,14 @@ TEST_F(PreloadOptionsEnv, ThreadsMessagesNameTheVariableAndTheRange) {
   EXPECT_EQ(error_for(kEnvThreads, "1x"), "COIL_THREADS=1x: not a whole number; " + accepted);
 }
 
-TEST_F(PreloadOptionsEnv, ThreadsAboveTheImplementedAreRefused) {
-  static_assert(kImplementedThreads == 1, "update the message below");
-  EXPECT_EQ(error_for(kEnvThreads, "2"), "COIL_THREADS=2: only 1 worker is implemented so far");
-  EXPECT_EQ(error_for(kEnvThreads, "256"), "COIL_THREADS=256: only 1 worker is implemented so far");
+TEST_F(PreloadOptionsEnv, AnyWorkerCountInRangeIsTaken) {
+  for (const char* n : {"1", "2", "256"}) {
+    setenv(kEnvThreads, n, 1);
+    Options opts;
+    std::string error;
+    EXPECT_TRUE(options_from_env(&opts, &error)) << n << ": " << error;
+    EXPECT_EQ(opts.threads, std::atoi(n));
+  }
 }
 
 TEST_F(PreloadOptionsEnv, BadBooleanNamesTheVariable) {

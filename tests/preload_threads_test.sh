@@ -2,11 +2,12 @@
 # preload_threads_test.sh BIN_DIR LIBRARY: green threads under LIBRARY (libcoil_preload.so), with
 # the plain C programs of tests/preload/ in BIN_DIR.
 #  - thread_api (the pthread API) and fork_probe (fork() in a threaded program) print the same
-#    checks, all ok, natively, preloaded (green threads) and preloaded with COIL_NATIVE_THREADS=1
-#    (every pthread call passed through);
+#    checks, all ok, natively, preloaded (green threads, on 1 worker and on 3 with COIL_THREADS=3)
+#    and preloaded with COIL_NATIVE_THREADS=1 (every pthread call passed through);
 #  - thread_echo_server, one pthread per connection, holds 10000 connections from blocking_client
-#    on one OS thread (Threads: in /proc/PID/status at most 1 worker + 3) and echoes every message
-#    right; natively it serves 200 connections (a check of the test programs themselves).
+#    on one OS thread (Threads: in /proc/PID/status at most 1 worker + 3), and on 3 workers (at
+#    most 3 + 3), and echoes every message right; natively it serves 200 connections (a check of
+#    the test programs themselves).
 set -uo pipefail
 
 bin=$1
@@ -38,7 +39,12 @@ same_everywhere() {
   status=$?
   [[ $status == 0 && $passthrough == "$native" ]] ||
     fail "$program with COIL_NATIVE_THREADS=1 (status $status): [$passthrough]"
-  echo "$program: $(grep -c '^ok' <<<"$native") checks agree natively, green and pass-through"
+  workers=$(COIL_THREADS=3 LD_PRELOAD=$library timeout 60 "$bin/$program" 2>&1)
+  status=$?
+  [[ $status == 0 && $workers == "$native" ]] ||
+    fail "$program with COIL_THREADS=3 (status $status): [$workers], natively [$native]"
+  echo "$program: $(grep -c '^ok' <<<"$native") checks agree natively, green (1 and 3" \
+    "workers) and pass-through"
 }
 
 # start_server [PRELOAD] starts thread_echo_server and sets server_pid and port.
@@ -87,6 +93,9 @@ same_everywhere thread_api
 same_everywhere fork_probe
 start_server "" && echo_run 200 && stop_server
 start_server "$library" && echo_run 10000 4 && stop_server
+# Three workers: the thread-per-connection server's green threads spread over 3 OS threads
+# (plus the main one's), at most N + 3 in all.
+COIL_THREADS=3 start_server "$library" && echo_run 10000 6 && stop_server
 
 if ((failures > 0)); then
   echo "$failures check(s) failed"

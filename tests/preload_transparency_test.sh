@@ -3,7 +3,8 @@
 # working under coil-run, unchanged. Each scenario runs natively and under COIL_RUN, and the
 # results must be the same:
 #  - python3 -m http.server (ThreadingHTTPServer: a thread per request) serving 40 concurrent
-#    downloads of several files, fetched by curl natively;
+#    downloads of several files, fetched by curl natively; under coil-run also with --threads 3,
+#    its threads (and the GIL's mutex and condition variable) spread over 3 workers;
 #  - curl under coil-run downloading those files from the native python server;
 #  - nginx (one process, no daemon, its own epoll) serving a file to curl.
 # A program that is not installed is reported as skipped; python3 and curl are required.
@@ -65,8 +66,12 @@ python_server() {
 
 check_python_server() {
   local mode
-  for mode in native coil; do
-    if [[ $mode == native ]]; then python_server env; else python_server "$coil_run" --; fi ||
+  for mode in native coil coil-3-workers; do
+    case $mode in
+      native) python_server env ;;
+      coil) python_server "$coil_run" -- ;;
+      *) python_server "$coil_run" --threads 3 -- ;;  # its handler threads over 3 workers
+    esac ||
       { fail "python3 http.server ($mode) did not start: $(cat "$tmp/py.log")"; continue; }
     if fetch_all "$port" "$tmp/py-$mode"; then
       echo "ok: python3 -m http.server ($mode): 40 concurrent downloads intact"

@@ -5,6 +5,7 @@
 #include "coroutine.hpp"
 #include "green_thread.hpp"
 #include "running.hpp"
+#include "scheduler_impl.hpp"
 
 namespace coil::preload {
 namespace {
@@ -12,7 +13,26 @@ namespace {
 // Set once, before main()'s coroutine starts; read on every pthread call after.
 std::atomic<bool> green{false};
 
+// Written once before main() runs (and before any worker runs a green thread), read after.
+std::vector<detail::SchedulerImpl*>* placement = nullptr;
+std::atomic<unsigned> next_worker{0};
+std::atomic<bool> several{false};
+
 }  // namespace
+
+void set_workers(std::vector<detail::SchedulerImpl*> workers) {
+  if (workers.size() > 1) several.store(true, std::memory_order_relaxed);
+  // Never freed: a fork()ed child's call replaces it while the parent's copy may be in use.
+  placement = new std::vector<detail::SchedulerImpl*>(std::move(workers));
+}
+
+bool several_workers() noexcept { return several.load(std::memory_order_relaxed); }
+
+detail::SchedulerImpl& pick_worker() noexcept {
+  if (!placement || placement->size() == 1) return *detail::SchedulerImpl::current();
+  unsigned i = next_worker.fetch_add(1, std::memory_order_relaxed);
+  return *(*placement)[i % placement->size()];
+}
 
 void enable_green_mode() noexcept { green.store(true, std::memory_order_release); }
 

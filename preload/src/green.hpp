@@ -11,6 +11,11 @@
 #include <pthread.h>
 
 #include <cstdint>
+#include <vector>
+
+namespace coil::detail {
+class SchedulerImpl;
+}
 
 namespace coil::preload {
 
@@ -24,6 +29,17 @@ bool green_mode() noexcept;
 // in_green_thread() is true when the caller is a green thread: green_mode(), in a coroutine,
 // and not inside an InternalScope. The pthread hooks emulate only for green threads.
 bool in_green_thread() noexcept;
+
+// set_workers() records the schedulers green threads are placed on, main()'s first; called at
+// start-up, before main() runs (start.cpp), and in a fork()ed child, which has only the forking
+// thread's. pick_worker() is the next one, round robin, for a new green thread.
+void set_workers(std::vector<detail::SchedulerImpl*> workers);
+detail::SchedulerImpl& pick_worker() noexcept;
+
+// several_workers() is true if the process started with more than one worker (and stays true
+// in a fork()ed child): the main scheduler then never runs dry, and the end of the process after
+// main()'s pthread_exit() is found by counting green threads instead.
+bool several_workers() noexcept;
 
 // green_id() is the running green thread's id, > 0 and unique for the process's life: what a
 // mutex records as its owner (where glibc records the owner's tid). 0 outside green threads.

@@ -2,11 +2,14 @@
 
 #include <array>
 #include <boost/intrusive/list.hpp>
+#include <cassert>
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <new>
 
 #include "coil/detail/park.hpp"
+#include "coil/detail/spin_lock.hpp"
 #include "coil/scheduler.hpp"
 
 namespace coil::preload {
@@ -21,58 +24,129 @@ struct Waiter : boost::intrusive::list_base_hook<> {
 
 using WaitQueue = boost::intrusive::list<Waiter>;
 
-// The table: a queue per bucket, words hashed by address. Waiters of different words sharing a
-// bucket are told apart by Waiter::word; each queue keeps arrival order.
-constexpr std::size_t kBuckets = 512;
+}  // namespace
+
+// FutexBucket: a queue of waiters and the lock that guards it and, through MonitorScope, the
+// objects that hash to it. Waiters of different words sharing a bucket are told apart by
+// Waiter::word; each queue keeps arrival order.
+struct FutexBucket {
+  detail::SpinLock lock;
+  WaitQueue queue;
+};
+
+namespace {
+
+constexpr int kBucketBits = 9;
+constexpr std::size_t kBuckets = std::size_t{1} << kBucketBits;
 
 // Never destroyed: a green thread may still wait or wake while exit() runs the static destructors
 // (an atexit handler that locks a mutex, a detached thread parked on a condition variable).
-std::array<WaitQueue, kBuckets>& queues() noexcept {
-  static auto* table = new std::array<WaitQueue, kBuckets>;
+std::array<FutexBucket, kBuckets>& buckets() noexcept {
+  static auto* table = new std::array<FutexBucket, kBuckets>;
   return *table;
 }
 
-// queue_of() spreads words by a Fibonacci hash of the address: pthread objects sit in arrays and
-// structs at small fixed strides, which the low bits alone would crowd into a few buckets.
-WaitQueue& queue_of(const void* word) noexcept {
+// bucket_of() spreads addresses by a Fibonacci hash: pthread objects sit in arrays and structs at
+// small fixed strides, which the low bits alone would crowd into a few buckets.
+FutexBucket& bucket_of(const void* p) noexcept {
   constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15;
-  constexpr int kBucketBits = 9;
-  static_assert(kBuckets == std::size_t{1} << kBucketBits);
-  auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(word));
-  return queues()[(bits * kGolden) >> (64 - kBucketBits)];
+  auto bits = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p));
+  return buckets()[(bits * kGolden) >> (64 - kBucketBits)];
 }
 
-// Unlink takes a waiter off its queue when the wait ends any way but by futex_wake(),
-// including the forced unwind of a scheduler that is being destroyed.
-struct Unlink {
-  WaitQueue& queue;
-  Waiter& waiter;
-  ~Unlink() {
-    if (waiter.is_linked()) queue.erase(queue.iterator_to(waiter));
+// The bucket this thread's running green thread holds through a MonitorScope, or nullptr. Set
+// only while that green thread runs: a wait clears it before it parks and sets it again when it
+// resumes, so another green thread of the same worker never sees it.
+thread_local FutexBucket* tls_held = nullptr;
+
+// Locked is the bucket a futex call works in: the scope's, already locked, or word's own, locked
+// for the call.
+class Locked {
+ public:
+  explicit Locked(const void* word) noexcept
+      : bucket_(tls_held ? tls_held : &bucket_of(word)), own_(tls_held == nullptr) {
+    if (own_) bucket_->lock.lock();
   }
+  ~Locked() {
+    if (own_) bucket_->lock.unlock();
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+  FutexBucket& bucket() const noexcept { return *bucket_; }
+  bool scoped() const noexcept { return !own_; }
+
+ private:
+  FutexBucket* bucket_;
+  bool own_;
 };
 
-FutexResult wait_on(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                    TimePoint deadline, bool interruptible, bool* interrupted) {
-  if (word->load(std::memory_order_acquire) != expected) return FutexResult::kMismatch;
-  WaitQueue& queue = queue_of(word);
-  Waiter waiter;
-  waiter.word = word;
-  waiter.co = detail::current_coroutine();
-  queue.push_back(waiter);
-  Unlink unlink{queue, waiter};
+// park_in() parks the caller, queued as w in b (whose lock it holds), until woken or the deadline;
+// it returns with the lock held again and w off the queue. The lock is released for the park.
+FutexResult park_in(FutexBucket& b, Waiter& w, bool scoped, TimePoint deadline, bool interruptible,
+                    bool* interrupted) {
   for (;;) {
-    detail::WakeReason why = detail::park(deadline);
-    if (waiter.woken) return FutexResult::kWoken;
-    if (why == detail::WakeReason::kTimeout) return FutexResult::kTimeout;
+    if (w.woken) return FutexResult::kWoken;
+    if (scoped) tls_held = nullptr;
+    detail::WakeReason why;
+    try {
+      why = detail::park_unlock(deadline, b.lock);
+    } catch (...) {  // forced unwind: leave the queue, and the lock as the caller expects it
+      b.lock.lock();
+      if (w.is_linked()) b.queue.erase(b.queue.iterator_to(w));
+      if (scoped) tls_held = &b;
+      throw;
+    }
+    b.lock.lock();
+    if (scoped) tls_held = &b;
+    if (w.woken) return FutexResult::kWoken;
+    if (why == detail::WakeReason::kTimeout) {
+      b.queue.erase(b.queue.iterator_to(w));
+      return FutexResult::kTimeout;
+    }
     if (why == detail::WakeReason::kInterrupted && interruptible) {
+      b.queue.erase(b.queue.iterator_to(w));
       *interrupted = true;
       return FutexResult::kWoken;
     }
   }
 }
 
+FutexResult wait_on(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                    TimePoint deadline, bool interruptible, bool* interrupted) {
+  Locked locked(word);
+  if (word->load(std::memory_order_acquire) != expected) return FutexResult::kMismatch;
+  Waiter w;
+  w.word = word;
+  w.co = detail::current_coroutine();
+  locked.bucket().queue.push_back(w);
+  return park_in(locked.bucket(), w, locked.scoped(), deadline, interruptible, interrupted);
+}
+
 }  // namespace
+
+MonitorScope::MonitorScope(const void* object) noexcept : bucket_(&bucket_of(object)) {
+  assert(tls_held == nullptr && "MonitorScopes do not nest");
+  lock();
+}
+
+MonitorScope::~MonitorScope() {
+  if (held_) unlock();
+}
+
+void MonitorScope::lock() noexcept {
+  bucket_->lock.lock();
+  tls_held = bucket_;
+  held_ = true;
+}
+
+void MonitorScope::unlock() noexcept {
+  tls_held = nullptr;
+  held_ = false;
+  bucket_->lock.unlock();
+}
+
+bool in_monitor() noexcept { return tls_held != nullptr; }
 
 FutexResult futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
                        TimePoint deadline) {
@@ -88,8 +162,37 @@ bool futex_wait_interruptible(const std::atomic<std::uint32_t>* word, std::uint3
   return !interrupted;
 }
 
+static_assert(sizeof(Waiter) <= 48 && alignof(Waiter) <= 8, "FutexWait::waiter_ holds a Waiter");
+
+FutexWait::FutexWait(const std::atomic<std::uint32_t>* word) noexcept : bucket_(tls_held) {
+  assert(bucket_ != nullptr && "a FutexWait is made in its object's MonitorScope");
+  auto* w = ::new (waiter_) Waiter;
+  w->word = word;
+  w->co = detail::current_coroutine();
+  bucket_->queue.push_back(*w);
+}
+
+FutexWait::~FutexWait() {
+  auto* w = std::launder(reinterpret_cast<Waiter*>(waiter_));
+  if (w->is_linked()) {
+    const bool held = tls_held == bucket_;
+    if (!held) bucket_->lock.lock();
+    bucket_->queue.erase(bucket_->queue.iterator_to(*w));
+    if (!held) bucket_->lock.unlock();
+  }
+  w->~Waiter();
+}
+
+FutexResult FutexWait::park(TimePoint deadline) {
+  auto* w = std::launder(reinterpret_cast<Waiter*>(waiter_));
+  assert(tls_held == bucket_ && "FutexWait::park() in its object's MonitorScope");
+  bool interrupted = false;
+  return park_in(*bucket_, *w, true, deadline, false, &interrupted);
+}
+
 int futex_wake(const void* word, int n) noexcept {
-  WaitQueue& queue = queue_of(word);
+  Locked locked(word);
+  WaitQueue& queue = locked.bucket().queue;
   int woken = 0;
   for (auto it = queue.begin(); it != queue.end() && woken < n;) {
     Waiter& w = *it;
@@ -99,21 +202,26 @@ int futex_wake(const void* word, int n) noexcept {
     }
     it = queue.erase(it);
     w.woken = true;
-    detail::wake(w.co);
+    detail::wake(w.co);  // under the lock: the waiter cannot leave its wait meanwhile
     ++woken;
   }
   return woken;
 }
 
 bool futex_waiters(const void* word) noexcept {
-  for (const Waiter& w : queue_of(word)) {
+  Locked locked(word);
+  for (const Waiter& w : locked.bucket().queue) {
     if (w.word == word) return true;
   }
   return false;
 }
 
 void futex_forget_all() noexcept {
-  for (WaitQueue& queue : queues()) queue.clear();
+  for (FutexBucket& b : buckets()) {
+    new (&b.lock) detail::SpinLock;  // another thread may have held it at the fork
+    b.queue.clear();
+  }
+  tls_held = nullptr;
 }
 
 TimePoint deadline_from(clockid_t clock, const timespec& abstime) noexcept {

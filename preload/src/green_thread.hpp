@@ -31,6 +31,8 @@ struct GreenThread {
   // thread first runs (kept after it ends, as glibc keeps a joinable thread's).
   void* stack_lo = nullptr;
   std::size_t stack_size = 0;
+  // The OS thread (worker) it runs on, once it has run: where pthread_kill() sends a signal.
+  std::atomic<pthread_t> os_thread{};
   std::vector<KeySlot> keys;  // by pthread_key_t
   char name[16] = {};         // pthread_setname_np
 };

@@ -29,13 +29,7 @@ bool fail(std::string* error, std::initializer_list<std::string_view> parts) {
 }
 
 std::string threads_accepted() {
-  return "use a whole number from 1 to " + std::to_string(kMaxThreads) + " (only " +
-         std::to_string(kImplementedThreads) + " implemented so far)";
-}
-
-std::string not_implemented() {
-  return "only " + std::to_string(kImplementedThreads) +
-         (kImplementedThreads == 1 ? " worker is" : " workers are") + " implemented so far";
+  return "use a whole number from 1 to " + std::to_string(kMaxThreads);
 }
 
 std::string size_accepted() {
@@ -54,7 +48,6 @@ bool parse_threads(std::string_view value, Options* out, std::string* error) {
   if (ec == std::errc::result_out_of_range || n < 1 || n > kMaxThreads) {
     return fail(error, {"out of range; ", threads_accepted()});
   }
-  if (n > kImplementedThreads) return fail(error, {not_implemented()});
   out->threads = n;
   return true;
 }

@@ -15,9 +15,8 @@ inline constexpr const char* kEnvStackSize = "COIL_STACK_SIZE";
 inline constexpr const char* kEnvNativeThreads = "COIL_NATIVE_THREADS";
 inline constexpr const char* kEnvVerbose = "COIL_VERBOSE";
 
-// Workers: how many scheduler threads may be asked for, and how many are implemented so far.
+// Workers: how many scheduler threads may be asked for.
 inline constexpr int kMaxThreads = 256;
-inline constexpr int kImplementedThreads = 1;
 
 // Stack sizes a green thread may be given (--stack-size); main() gets at least kMainStackSize.
 inline constexpr std::size_t kMinStackSize = 16 * 1024;
@@ -49,8 +48,7 @@ bool parse_option(std::string_view variable, std::string_view value, Options* ou
 
 // options_from_env() reads the COIL_* variables above; an unset or empty variable keeps its
 // default. On a bad value it returns false with *error naming the variable, the value and what
-// is accepted, e.g. "COIL_STACK_SIZE=12Q: ...". Values the library does not implement yet
-// (COIL_THREADS above kImplementedThreads) are bad values too, with an error saying so.
+// is accepted, e.g. "COIL_STACK_SIZE=12Q: ...".
 bool options_from_env(Options* out, std::string* error);
 
 // format_size() prints a byte count the way parse_size() reads it back ("256K", "8M", "1000").

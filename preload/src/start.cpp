@@ -20,11 +20,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "coil/runtime.hpp"
 #include "coil/scheduler.hpp"
 #include "green.hpp"
 #include "green_thread.hpp"
 #include "options.hpp"
+#include "scheduler_impl.hpp"
 
 namespace {
 
@@ -80,6 +84,20 @@ void run_main(int argc, char** argv, char** envp) noexcept {
   std::abort();
 }
 
+// start_workers() gives green threads the main thread's scheduler and, with --threads N, N - 1
+// more: the workers of a coil::Runtime, which is never destroyed (the process ends by exit()).
+// The main scheduler then keeps itself alive, since a green thread on another worker may wake
+// one of its own at any time: the deadlock report of a single worker is lost.
+void start_workers(coil::Scheduler& main_sched, const coil::preload::Options& opts) {
+  std::vector<coil::detail::SchedulerImpl*> workers{&main_sched.impl()};
+  if (opts.threads > 1) {
+    auto* extra = new coil::Runtime({.workers = opts.threads - 1, .stack_size = opts.stack_size});
+    for (int i = 0; i < extra->workers(); ++i) workers.push_back(&extra->scheduler(i));
+    main_sched.impl().add_keep_alive();
+  }
+  coil::preload::set_workers(std::move(workers));
+}
+
 // stand_in_main() is the main() glibc calls: it runs the real one as a coroutine.
 int stand_in_main(int argc, char** argv, char** envp) {
   const coil::preload::Options opts = read_options();
@@ -88,13 +106,16 @@ int stand_in_main(int argc, char** argv, char** envp) {
   ::pthread_atfork(nullptr, nullptr, [] { coil::preload::after_fork_in_child(); });
   if (opts.verbose) {
     std::fprintf(
-        stderr, "coil: main() runs as a coroutine (stack %s), 1 worker, %s threads (stack %s)\n",
-        coil::preload::format_size(stack).c_str(), opts.native_threads ? "native" : "green",
+        stderr,
+        "coil: main() runs as a coroutine (stack %s), %d worker(s), %s threads (stack %s)\n",
+        coil::preload::format_size(stack).c_str(), opts.threads,
+        opts.native_threads ? "native" : "green",
         coil::preload::format_size(opts.stack_size).c_str());
   }
   try {
     // Never destroyed: the process ends by exit() from a coroutine, with the scheduler running.
     auto* sched = new coil::Scheduler(coil::SchedulerOptions{.stack_size = opts.stack_size});
+    start_workers(*sched, opts);
     sched
         ->spawn([=] { run_main(argc, argv, envp); },
                 coil::SpawnOptions{.name = "main", .stack_size = stack})

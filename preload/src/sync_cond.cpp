@@ -10,10 +10,9 @@
 // __wrefs, finds none. Process-shared conds are glibc's (a green thread waiting on one blocks the
 // OS thread; use it with a process-shared mutex, as the other process must).
 //
-// Why no sequence number: with one worker, a wait's "release the mutex, then park" cannot be
-// interleaved with a signal, because releasing the mutex never switches coroutines (it only
-// makes a waiter of the mutex ready). A multi-worker runtime will need a sequence word (or the
-// futex table's lock held across the release) here.
+// Why no sequence number: a waiter queues itself (FutexWait) in the cond's MonitorScope before it
+// releases the mutex, and parks after, so a signal made in between, on any worker, finds it
+// queued and the park returns at once.
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -55,10 +54,13 @@ clockid_t clock_of(pthread_cond_t* c) {
 // outcome, as pthread_cond_wait must), returning 0 or ETIMEDOUT, or the error of an unlock that
 // failed (EPERM: an error-checking mutex the caller does not hold) without waiting.
 int wait(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
-  std::atomic<std::uint32_t>* word = waiters_word(c);
-  const std::uint32_t seen = word->load(std::memory_order_relaxed);
+  MonitorScope scope(c);
+  FutexWait waiting(waiters_word(c));  // queued before m is released: no signal is missed
+  scope.unlock();                      // m's operations take m's scope
   if (int rc = unlock_for_wait(m); rc != 0) return rc;
-  const FutexResult result = futex_wait(word, seen, deadline);
+  scope.lock();
+  const FutexResult result = waiting.park(deadline);
+  scope.unlock();
   // A deadline already past parks not at all: the others still get to run while m is free, as
   // they would natively (after_refusal() in sync_util.hpp says why).
   if (result == FutexResult::kTimeout) coil::yield();
@@ -96,12 +98,14 @@ COIL_HOOK int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, cloc
 
 COIL_HOOK int pthread_cond_signal(pthread_cond_t* c) noexcept {
   if (!in_green_thread() || shared(c)) return real::pthread_cond_signal(c);
+  MonitorScope scope(c);
   futex_wake(waiters_word(c), 1);
   return 0;
 }
 
 COIL_HOOK int pthread_cond_broadcast(pthread_cond_t* c) noexcept {
   if (!in_green_thread() || shared(c)) return real::pthread_cond_broadcast(c);
+  MonitorScope scope(c);
   futex_wake(waiters_word(c), INT_MAX);
   return 0;
 }

@@ -69,6 +69,7 @@ std::atomic<std::uint32_t>* spin_word(pthread_spinlock_t* lock) {
 
 int spin_lock(pthread_spinlock_t* lock) {
   std::atomic<std::uint32_t>* word = spin_word(lock);
+  MonitorScope scope(word);
   for (;;) {
     std::uint32_t seen = kSpinFree;
     if (word->compare_exchange_strong(seen, kSpinTaken, std::memory_order_acquire)) return 0;
@@ -78,6 +79,7 @@ int spin_lock(pthread_spinlock_t* lock) {
 
 int spin_unlock(pthread_spinlock_t* lock) {
   std::atomic<std::uint32_t>* word = spin_word(lock);
+  MonitorScope scope(word);
   word->store(kSpinFree, std::memory_order_release);
   futex_wake(word, 1);
   return 0;
@@ -113,6 +115,7 @@ void mark(pthread_barrier_t* b, bool emulated) {
 }
 
 int barrier_wait(pthread_barrier_t* b) {
+  MonitorScope scope(b);  // the waiters' words are on their stacks, under the barrier's lock
   const std::uint32_t count = word_at(b, kBarrierCountOffset)->load(std::memory_order_relaxed);
   BarrierWaiter* first = first_waiter(b);
   const std::uint32_t arrived = (first ? first->arrived : 0) + 1;
@@ -179,23 +182,31 @@ bool take_handed(sem_t* s) {
   return false;
 }
 
-// sem_wait_green() waits for a token until deadline: 0, or -1 with errno ETIMEDOUT or EINTR.
-int sem_wait_green(sem_t* s, TimePoint deadline) {
+// wait_for_token() waits for a token until deadline, in s's scope: 0, ETIMEDOUT or EINTR.
+int wait_for_token(sem_t* s, TimePoint deadline) {
+  MonitorScope scope(s);
   for (bool woken = false; !take(s);) {
     if (woken) word_at(s, kSemAskedOffset)->store(1, std::memory_order_relaxed);
     const std::uint32_t restartless = detail::tls_signals.of(true);
     FutexResult result;
     if (!futex_wait_interruptible(sem_value(s), 0, deadline, &result)) {
-      if (detail::tls_signals.of(true) != restartless) return fail(EINTR);
+      if (detail::tls_signals.of(true) != restartless) return EINTR;
       continue;  // only SA_RESTART handlers ran: the kernel would have restarted the wait
     }
-    if (result == FutexResult::kTimeout) return fail(after_refusal(ETIMEDOUT));
+    if (result == FutexResult::kTimeout) return ETIMEDOUT;
     if (result == FutexResult::kWoken) {
       if (take_handed(s)) return 0;
       woken = true;
     }
   }
   return 0;
+}
+
+// sem_wait_green() waits for a token until deadline: 0, or -1 with errno ETIMEDOUT or EINTR.
+int sem_wait_green(sem_t* s, TimePoint deadline) {
+  int rc = wait_for_token(s, deadline);
+  if (rc == ETIMEDOUT) after_refusal(rc);  // outside the scope: it yields
+  return rc == 0 ? 0 : fail(rc);
 }
 
 // add_token() adds one to a semaphore's value: 0, or -1 with errno EOVERFLOW.
@@ -215,6 +226,7 @@ int add_token(std::atomic<std::uint32_t>* value) {
 int sem_post_green(sem_t* s) {
   std::atomic<std::uint32_t>* value = sem_value(s);
   if (detail::in_signal_handler()) return add_token(value);
+  MonitorScope scope(s);
   if (word_at(s, kSemAskedOffset)->exchange(0, std::memory_order_relaxed) != 0 &&
       futex_waiters(value)) {
     word_at(s, kSemHandedOffset)->fetch_add(1, std::memory_order_release);
@@ -261,6 +273,7 @@ COIL_HOOK int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrierat
 // pthread_barrier_destroy is EBUSY while green threads wait (glibc's would wait for them).
 COIL_HOOK int pthread_barrier_destroy(pthread_barrier_t* b) noexcept {
   if (marked(b)) {
+    MonitorScope scope(b);
     if (first_waiter(b) != nullptr) return EBUSY;
     mark(b, false);
   }
@@ -290,7 +303,8 @@ COIL_HOOK int sem_wait(sem_t* s) {
 
 COIL_HOOK int sem_trywait(sem_t* s) noexcept {
   if (!in_green_thread() || !marked(s)) return real::sem_trywait(s);
-  return take(s) ? 0 : fail(after_refusal(EAGAIN));
+  if (take(s)) return 0;
+  return fail(after_refusal(EAGAIN));
 }
 
 COIL_HOOK int sem_timedwait(sem_t* s, const timespec* abstime) {

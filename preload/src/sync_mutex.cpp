@@ -208,6 +208,7 @@ void release(pthread_mutex_t* m, std::uint32_t unlocked) {
 
 // lock() is every lock call of a green thread; count_user is false for a cond wait's relock.
 int lock(pthread_mutex_t* m, const Wait& wait, bool count_user = true) {
+  MonitorScope scope(m);
   Kind kind;
   if (!decode(m, &kind)) return EINVAL;
   const int me = self();
@@ -229,6 +230,7 @@ int lock(pthread_mutex_t* m, const Wait& wait, bool count_user = true) {
 
 // unlock() is every unlock of a green thread; count_user is false for a cond wait's unlock.
 int unlock(pthread_mutex_t* m, bool count_user = true) {
+  MonitorScope scope(m);
   Kind kind;
   if (!decode(m, &kind)) return EINVAL;
   std::atomic<std::uint32_t>* word = lock_word(m);

@@ -105,6 +105,7 @@ int checked(const pthread_rwlock_t* l, const Wait& wait, TimePoint* deadline) {
 }
 
 int rdlock(pthread_rwlock_t* l, const Wait& wait) {
+  MonitorScope scope(l);
   TimePoint deadline;
   if (int rc = checked(l, wait, &deadline); rc != 0) return rc;
   std::atomic<std::uint32_t>* state = state_word(l);
@@ -137,6 +138,7 @@ bool wake_readers(pthread_rwlock_t* l) { return wake_readers_counted(l) > 0; }
 bool wake_writer(pthread_rwlock_t* l) { return futex_wake(writers_word(l), 1) > 0; }
 
 int wrlock(pthread_rwlock_t* l, const Wait& wait) {
+  MonitorScope scope(l);
   TimePoint deadline;
   if (int rc = checked(l, wait, &deadline); rc != 0) return rc;
   std::atomic<std::uint32_t>* state = state_word(l);
@@ -195,6 +197,7 @@ void release(pthread_rwlock_t* l, bool after_writer) {
 // unlock() ends a write lock if the caller holds one, else one read lock. Unlocking a lock that is
 // not held, or held to write by another thread, is undefined (glibc corrupts its state): EPERM.
 int unlock(pthread_rwlock_t* l) {
+  MonitorScope scope(l);
   std::atomic<std::uint32_t>* state = state_word(l);
   const std::uint32_t s = state->load(std::memory_order_relaxed);
   if (s == kWriter && held_by_me(l)) {

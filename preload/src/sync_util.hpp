@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <cassert>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -75,8 +76,9 @@ inline TimePoint deadline_of(clockid_t clock, const timespec& abstime) noexcept 
 // after_refusal() passes a lock call's result on, after a yield if it is a refusal (EBUSY, EAGAIN
 // or ETIMEDOUT from a try or a timed wait): natively the holder runs on its own thread while a
 // program retries in a loop; here it runs only when the caller stops, so without the yield such
-// a loop would spin for good. Precondition: in_green_thread().
+// a loop would spin for good. Precondition: in_green_thread(), outside any MonitorScope.
 inline int after_refusal(int rc) {
+  assert(!in_monitor() && "a yield inside a MonitorScope would hold its lock while switched out");
   if (rc == EBUSY || rc == EAGAIN || rc == ETIMEDOUT) coil::yield();
   return rc;
 }

@@ -6,14 +6,18 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <string>
 #include <unordered_set>
 
+#include "coil/detail/spin_lock.hpp"
 #include "coil/scheduler.hpp"
 #include "coroutine.hpp"
 #include "green.hpp"
@@ -22,6 +26,7 @@
 #include "options.hpp"
 #include "real_pthread.hpp"
 #include "running.hpp"
+#include "scheduler_impl.hpp"
 
 namespace coil::preload {
 namespace {
@@ -73,26 +78,43 @@ int create_native(pthread_t* out, const pthread_attr_t* attr, void* (*start)(voi
 }
 
 // The live green threads' records, so that a pthread_t can be told to be one (and a stale or
-// native one passed to glibc). Touched only by green threads, which share one OS thread.
-std::unordered_set<const GreenThread*>& registry() {
-  static auto* threads = new std::unordered_set<const GreenThread*>;  // outlives exit()
-  return *threads;
+// native one passed to glibc). Green threads of every worker use it, under its lock.
+struct Registry {
+  detail::SpinLock lock;
+  std::unordered_set<const GreenThread*> threads;
+};
+
+Registry& registry() {
+  static auto* r = new Registry;  // outlives exit()
+  return *r;
 }
 
 GreenThread* green_of(pthread_t handle) {
   auto* t = reinterpret_cast<GreenThread*>(handle);
-  return registry().count(t) ? t : nullptr;
+  Registry& r = registry();
+  std::lock_guard guard(r.lock);
+  return r.threads.count(t) ? t : nullptr;
 }
+
+// The green threads not yet finished, main() excepted: with several workers, the process ends
+// when the last one finishes after main() called pthread_exit() (finish()).
+std::atomic<long> unfinished{0};
 
 GreenThread* make_record() {
   auto* t = new GreenThread;
   t->id = last_id.fetch_add(1, std::memory_order_relaxed) + 1;
-  registry().insert(t);
+  Registry& r = registry();
+  std::lock_guard guard(r.lock);
+  r.threads.insert(t);
   return t;
 }
 
 void forget(GreenThread* t) {
-  registry().erase(t);
+  {
+    Registry& r = registry();
+    std::lock_guard guard(r.lock);
+    r.threads.erase(t);
+  }
   delete t;
 }
 
@@ -100,6 +122,7 @@ void forget(GreenThread* t) {
 // stack pthread_getattr_np reports.
 void adopt(GreenThread* t, detail::Coroutine* co) noexcept {
   co->local = t;
+  t->os_thread.store(real::pthread_self(), std::memory_order_release);
   t->stack_lo = co->stack.lo;
   t->stack_size = static_cast<std::size_t>(co->usable_stack_hi() - co->stack.lo);
 }
@@ -107,11 +130,17 @@ void adopt(GreenThread* t, detail::Coroutine* co) noexcept {
 // finish() ends green thread t after its start routine returned or it called pthread_exit.
 void finish(GreenThread* t) noexcept {
   run_key_destructors(t);
-  t->done.store(1, std::memory_order_release);
-  if (t->detached) {
-    forget(t);
-  } else {
-    futex_wake(&t->done, INT_MAX);
+  const bool is_main = t->is_main;
+  bool detached;
+  {
+    MonitorScope scope(&t->done);  // against a detach or join on another worker
+    t->done.store(1, std::memory_order_release);
+    detached = t->detached;
+    if (!detached) futex_wake(&t->done, INT_MAX);
+  }
+  if (detached) forget(t);
+  if (!is_main && unfinished.fetch_sub(1) == 1 && main_gone.load() && several_workers()) {
+    after_main_exited();  // the last green thread after main()'s pthread_exit: the process ends
   }
 }
 
@@ -189,6 +218,26 @@ bool detached_in(const pthread_attr_t* attr) {
   return attr && pthread_attr_getdetachstate(attr, &state) == 0 && state == PTHREAD_CREATE_DETACHED;
 }
 
+// spawn_thread() starts t's coroutine on sched: 0, or EAGAIN without memory for its stack (what
+// glibc says). A spawn posted from another worker cannot report that to pthread_create(), which
+// has returned: the process ends with the reason instead.
+int spawn_thread(detail::SchedulerImpl& sched, GreenThread* t, bool posted) {
+  try {
+    Scheduler::spawn_on(
+        sched, [t] { run_thread(t); }, SpawnOptions{.name = "pthread", .stack_size = t->stack_size})
+        .detach();
+    return 0;
+  } catch (const std::exception& e) {
+    if (posted) {
+      std::fprintf(stderr, "coil: no coroutine for a new thread on another worker: %s\n", e.what());
+      std::abort();
+    }
+    unfinished.fetch_sub(1);
+    forget(t);
+    return EAGAIN;
+  }
+}
+
 int create_green(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
   GreenThread* t;
   try {
@@ -200,30 +249,31 @@ int create_green(pthread_t* out, const pthread_attr_t* attr, void* (*start)(void
   t->arg = arg;
   t->detached = detached_in(attr);
   t->stack_size = stack_size_of(attr);
-  try {
-    Scheduler::spawn_on(
-        detail::current_scheduler_or_throw(), [t] { run_thread(t); },
-        SpawnOptions{.name = "pthread", .stack_size = t->stack_size})
-        .detach();
-  } catch (const std::exception&) {  // no memory for the stack: what glibc says
-    forget(t);
-    return EAGAIN;
-  }
+  detail::SchedulerImpl& here = detail::current_scheduler_or_throw();
+  detail::SchedulerImpl& target = pick_worker();
+  unfinished.fetch_add(1);
   *out = reinterpret_cast<pthread_t>(t);
-  return 0;
+  if (&target != &here) {  // another worker makes the coroutine (its stack pool is its own)
+    target.post([t] { spawn_thread(detail::current_scheduler_or_throw(), t, /*posted=*/true); });
+    return 0;
+  }
+  return spawn_thread(here, t, /*posted=*/false);
 }
 
 // join_green() waits for t (until deadline) and collects it.
 int join_green(GreenThread* t, void** result, TimePoint deadline) {
   GreenThread* self = current_green_thread();
   if (t == self) return EDEADLK;
-  if (t->detached || t->joining) return EINVAL;
-  t->joining = true;
-  while (t->done.load(std::memory_order_acquire) == 0) {
-    if (futex_wait(&t->done, 0, deadline) == FutexResult::kTimeout &&
-        t->done.load(std::memory_order_acquire) == 0) {
-      t->joining = false;
-      return deadline == TimePoint::min() ? EBUSY : ETIMEDOUT;
+  {
+    MonitorScope scope(&t->done);
+    if (t->detached || t->joining) return EINVAL;
+    t->joining = true;
+    while (t->done.load(std::memory_order_acquire) == 0) {
+      if (futex_wait(&t->done, 0, deadline) == FutexResult::kTimeout &&
+          t->done.load(std::memory_order_acquire) == 0) {
+        t->joining = false;
+        return deadline == TimePoint::min() ? EBUSY : ETIMEDOUT;
+      }
     }
   }
   if (result) *result = t->result;
@@ -281,6 +331,10 @@ void adopt_main() {
 bool main_exited() noexcept { return main_gone.load(); }
 
 void after_main_exited() {
+  static std::atomic<bool> once{false};
+  if (once.exchange(true)) {  // another worker's last thread got here too: exit() is under way
+    for (;;) pause();
+  }
   if (green_mode() || live_native.load() == 0) std::exit(0);
   real::pthread_exit.get()(nullptr);  // the last native thread's end calls exit(0)
   std::abort();                       // not reached
@@ -292,10 +346,15 @@ void after_fork_in_child() noexcept {
   futex_forget_all();
   const GreenThread* me = current_green_thread();
   if (me && !me->is_main) main_gone.store(true);
+  unfinished.store(me && !me->is_main ? 1 : 0);  // the others are gone with their threads
+  if (detail::SchedulerImpl* here = detail::SchedulerImpl::current()) set_workers({here});
 }
 
 void finish_main() noexcept {
   if (GreenThread* t = current_green_thread()) finish(t);
+  // With several workers the main scheduler never runs dry (it keeps itself alive for the
+  // others), so the end after main()'s pthread_exit() is counted here and in finish().
+  if (several_workers() && unfinished.load() == 0) after_main_exited();
 }
 
 }  // namespace coil::preload
@@ -340,13 +399,15 @@ COIL_HOOK int pthread_timedjoin_np(pthread_t thread, void** result,
 COIL_HOOK int pthread_detach(pthread_t thread) {
   GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
   if (!t) return real::pthread_detach(thread);
-  if (t->detached) return EINVAL;
-  if (t->joining) return 0;  // as glibc: the joiner still collects it
-  if (t->done.load(std::memory_order_acquire) != 0) {
-    forget(t);  // finished already: nobody will join it
-  } else {
-    t->detached = true;
+  bool finished;
+  {
+    MonitorScope scope(&t->done);  // against its finish() on another worker
+    if (t->detached) return EINVAL;
+    if (t->joining) return 0;  // as glibc: the joiner still collects it
+    finished = t->done.load(std::memory_order_acquire) != 0;
+    if (!finished) t->detached = true;
   }
+  if (finished) forget(t);  // nobody will join it
   return 0;
 }
 
@@ -406,12 +467,15 @@ COIL_HOOK int pthread_getname_np(pthread_t thread, char* name, size_t size) {
 }
 
 // pthread_kill to a green thread: signal 0 checks that it exists; a real signal goes to the OS
-// thread all green threads share (its handler runs there, in whichever green thread is running).
+// thread (worker) the green thread runs on, or, before it first ran, to the caller's (its
+// handler runs there, in whichever green thread is running, and ends the waits of that worker
+// that the signal interrupts).
 COIL_HOOK int pthread_kill(pthread_t thread, int sig) {
   GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
   if (!t) return real::pthread_kill(thread, sig);
   if (sig == 0) return t->done.load() ? ESRCH : 0;
-  return real::pthread_kill(real::pthread_self(), sig);
+  pthread_t os = t->os_thread.load(std::memory_order_acquire);
+  return real::pthread_kill(os ? os : real::pthread_self(), sig);
 }
 
 // pthread_cancel: green threads cannot be cancelled (a limit README states).

@@ -112,11 +112,12 @@ std::string help_footer() {
          "\n"
          "Limits:\n"
          "  - RLIMIT_NOFILE (ulimit -n) caps the connections per process.\n"
-         "  - __thread and thread_local data belong to the OS thread, which all green threads\n"
-         "    share, not to the green thread.\n"
+         "  - __thread and thread_local data belong to the OS thread (the worker), which green\n"
+         "    threads share, not to the green thread.\n"
          "  - Green threads are not preempted: a CPU-bound loop holds the worker until it makes a\n"
          "    call that waits.\n"
-         "  - More than 1 worker (--threads above 1) is not implemented yet.\n"
+         "  - With --threads above 1, a green thread stays on the worker it was placed on, and\n"
+         "    a deadlock (every thread blocked for good) is not reported.\n"
          "  - Statically linked programs are not covered: LD_PRELOAD does not apply to them.";
 }
 
@@ -141,7 +142,7 @@ void add_flags(CLI::App* app, FlagValues* flags) {
   const auto last = CLI::MultiOptionPolicy::TakeLast;
   app->add_option("--threads", flags->threads,
                   "Worker threads, 1 to " + std::to_string(preload::kMaxThreads) +
-                      " (default 1; only 1 is implemented so far)")
+                      " (default 1): main()'s and N - 1 more; green threads go round robin")
       ->type_name("N")
       ->multi_option_policy(last);
   app->add_option("--stack-size", flags->stack_size,

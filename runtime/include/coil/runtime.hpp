@@ -84,6 +84,10 @@ class Runtime {
   // from a coroutine of this runtime (it would wait for itself).
   void wait();
 
+  // scheduler() is worker's scheduler, for coil's own layers (coil-run places green threads on
+  // the workers with it). Throws std::out_of_range like go_on().
+  detail::SchedulerImpl& scheduler(int worker) const { return scheduler_of(worker); }
+
   // current_worker() is the index of the worker whose thread calls it, or -1
   // on a thread that is not a worker of any Runtime.
   static int current_worker() noexcept;
