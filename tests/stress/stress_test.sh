@@ -3,7 +3,8 @@
 #  - 2000 verified connections over 2 processes pass: exit 0, and the JSON report says every
 #    connection was established, no errors, echoes counted and verified;
 #  - with RLIMIT_NOFILE at 1000 and no --procs it picks 2 processes itself, says so, and passes;
-#  - bad flag values exit 2 with a message; --threads 2 is refused, pointing at --procs;
+#  - bad flag values exit 2 with a message; --threads above --connections is refused;
+#  - --procs 2 --threads 2: four clients on two coil::Runtime workers each, all verified;
 #  - --procs 1 with more connections than RLIMIT_NOFILE allows exits 2 naming RLIMIT_NOFILE and
 #    the --procs needed;
 #  - a SIGINT stops a long run early with a report and a non-zero status;
@@ -126,6 +127,20 @@ grep -Eq "^ +[0-9.]+ s  established $n/$n" "$work/run.out" || fail "no plain pro
 if grep -q $'\r' "$work/run.out"; then fail "carriage returns in output that is not a terminal"; fi
 echo "ok: $n verified connections over 2 processes, $echoed echoes, JSON report"
 
+# Two processes of two worker threads each.
+rc=0
+"$stress" 127.0.0.1 --ports "$ports" --connections "$n" --verify --interval 0.2 --duration 2 \
+  --procs 2 --threads 2 --json "$work/threads.json" >"$work/threads.out" 2>"$work/threads.err" ||
+  rc=$?
+expect_eq "exit status with --threads 2" "$rc" 0
+expect_eq "established with --threads 2" \
+  "$(jget "$work/threads.json" .connections.established)" "$n"
+expect_eq "processes with --threads 2" "$(jget "$work/threads.json" .processes)" 2
+expect_eq "errors with --threads 2" "$(jget "$work/threads.json" .errors_total)" 0
+grep -q 'over 2 processes of 2 worker threads each' "$work/threads.out" ||
+  fail "the report does not name the worker threads"
+echo "ok: --procs 2 --threads 2: $n verified connections"
+
 # RLIMIT_NOFILE 1000 and no --procs: two processes of 750 connections each.
 rc=0
 bash -c 'ulimit -n 1000 && exec "$@"' _ "$stress" 127.0.0.1 --ports "$ports" --connections 1500 \
@@ -149,8 +164,7 @@ expect_usage_error "--ports" 127.0.0.1 --ports 5-2 --connections 10
 expect_usage_error "--src" 127.0.0.1 --connections 10 --src 127.0.0.9-127.0.0.1
 expect_usage_error "--connections" 127.0.0.1 --connections 0
 expect_usage_error "--connections" 127.0.0.1
-expect_usage_error "not implemented yet" 127.0.0.1 --connections 10 --threads 2
-grep -qF -- "--procs 2" "$work/bad.err" || fail "--threads 2 does not point at --procs"
+expect_usage_error "is more than --connections" 127.0.0.1 --connections 2 --threads 3
 expect_usage_error "--message-size" 127.0.0.1 --connections 10 --message-size 0
 expect_usage_error "--procs 20 is more than --connections 10" 127.0.0.1 --connections 10 --procs 20
 echo "ok: bad values exit 2 with a message"

@@ -1,8 +1,9 @@
 // One client process: the dialer, the connection coroutines and the phases of a run.
 //
-// Everything runs in coroutines of one scheduler on one thread, so the counters in Stats need no
-// locks. The main coroutine dials, waits for the connects to end, sleeps through the steady
-// window and then stops the connections; a publisher coroutine sends progress snapshots.
+// A client's coroutines all run on one scheduler on one thread, so the counters in its Stats need
+// no locks; with --threads a process runs one client per worker of a coil::Runtime. The main
+// coroutine dials, waits for the connects to end, sleeps through the steady window and then stops
+// the connections; a publisher coroutine sends progress snapshots.
 #include "client.hpp"
 
 #include <arpa/inet.h>
@@ -12,18 +13,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/intrusive/list.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
 
 #include "coil/cond_var.hpp"
 #include "coil/mutex.hpp"
+#include "coil/runtime.hpp"
 #include "coil/scheduler.hpp"
 #include "coil/semaphore.hpp"
 #include "pattern.hpp"
@@ -83,6 +87,7 @@ class Client {
   Client(const Options& opts, const Share& share, int report_fd)
       : opts_(opts), share_(share), report_fd_(report_fd), pending_(opts.max_pending) {
     stats_.requested = share.count;
+    stats_.processes = share.thread == 0 ? 1 : 0;  // thread 0 speaks for its process
   }
 
   int run();
@@ -382,6 +387,7 @@ void Client::publish_loop() {
 }
 
 void Client::sample_memory() {
+  if (share_.thread != 0) return;  // the process's memory, counted once
   ProcessMemory mem = read_process_memory();
   stats_.rss_bytes = mem.rss_bytes;
   stats_.hwm_bytes = mem.hwm_bytes;
@@ -399,6 +405,31 @@ int run_client(const Options& opts, const Share& share, int report_fd) {
     std::fprintf(stderr, "coil-stress: process %d failed: %s\n", share.process, e.what());
     return 1;
   }
+}
+
+int run_clients(const Options& opts, const std::vector<Share>& shares,
+                const std::vector<int>& report_fds) {
+  if (shares.size() == 1) return run_client(opts, shares.front(), report_fds.front());
+  std::vector<std::unique_ptr<Client>> clients;
+  for (std::size_t i = 0; i < shares.size(); ++i) {
+    clients.push_back(std::make_unique<Client>(opts, shares[i], report_fds[i]));
+  }
+  std::atomic<int> status{0};
+  try {
+    // Each client on its own worker; their Stats are their own, so they share nothing.
+    coil::Runtime runtime({.workers = static_cast<int>(shares.size())});
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      runtime.go_on(static_cast<int>(i), [&status, &client = *clients[i]] {
+        if (int s = client.run(); s != 0) status = s;
+      });
+    }
+    runtime.wait();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "coil-stress: process of client %d failed: %s\n", shares.front().process,
+                 e.what());
+    return 1;
+  }
+  return status;
 }
 
 }  // namespace coil_stress

@@ -1,6 +1,8 @@
 // One client process: its share of the connections, each a coroutine, on one coil scheduler.
 #pragma once
 
+#include <vector>
+
 #include "options.hpp"
 
 namespace coil_stress {
@@ -14,5 +16,10 @@ namespace coil_stress {
 // and the final Stats at the end (report_channel.hpp). Returns the process's exit status: 0 when
 // the final report was sent, whatever the connections did (the parent judges those).
 int run_client(const Options& opts, const Share& share, int report_fd);
+
+// run_clients() is a process's run with --threads: one client per share, each on its own worker
+// thread of a coil::Runtime, each reporting to its own fd. Returns 0 if every client did.
+int run_clients(const Options& opts, const std::vector<Share>& shares,
+                const std::vector<int>& report_fds);
 
 }  // namespace coil_stress

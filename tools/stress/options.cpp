@@ -137,8 +137,9 @@ int parse_options(int argc, char** argv, Options& opts) {
                  "Client processes sharing the connections. Default: as many as RLIMIT_NOFILE "
                  "needs")
       ->check(CLI::Range(1, kMaxProcs));
-  app.add_option("--threads", opts.threads, "Worker threads per process (only 1 for now)")
-      ->check(CLI::Range(1, 1024))
+  app.add_option("--threads", opts.threads,
+                 "Worker threads per process (a coil::Runtime), each a client with its share")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--json", opts.json, "Also write the report as JSON to this file");
   app.add_option("--connect-timeout", opts.connect_timeout,
@@ -159,11 +160,9 @@ int parse_options(int argc, char** argv, Options& opts) {
     return code == 0 ? 0 : 2;
   }
 
-  if (opts.threads > 1)
+  if (static_cast<std::uint64_t>(opts.threads) > opts.connections)
     return usage_error("--threads " + std::to_string(opts.threads) +
-                       ": more than one worker thread per process is not implemented yet (the "
-                       "multi-threaded coil runtime is still being written); use --procs " +
-                       std::to_string(opts.threads) + " instead");
+                       " is more than --connections " + std::to_string(opts.connections));
   if (opts.procs > 0 && static_cast<std::uint64_t>(opts.procs) > opts.connections)
     return usage_error("--procs " + std::to_string(opts.procs) + " is more than --connections " +
                        std::to_string(opts.connections));
@@ -241,15 +240,16 @@ int plan_processes(Options& opts, ProcessPlan& plan) {
   return -1;
 }
 
-Share share_of(const Options& opts, int process) {
-  auto procs = static_cast<std::uint64_t>(opts.procs);
-  auto p = static_cast<std::uint64_t>(process);
-  std::uint64_t base = opts.connections / procs;
-  std::uint64_t extra = opts.connections % procs;
+Share share_of(const Options& opts, int client) {
+  auto clients = static_cast<std::uint64_t>(opts.procs) * static_cast<std::uint64_t>(opts.threads);
+  auto c = static_cast<std::uint64_t>(client);
+  std::uint64_t base = opts.connections / clients;
+  std::uint64_t extra = opts.connections % clients;
   Share share;
-  share.process = process;
-  share.count = base + (p < extra ? 1 : 0);
-  share.first = p * base + std::min(p, extra);
+  share.process = client;
+  share.thread = client % opts.threads;
+  share.count = base + (c < extra ? 1 : 0);
+  share.first = c * base + std::min(c, extra);
   return share;
 }
 

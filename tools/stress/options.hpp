@@ -61,14 +61,17 @@ struct ProcessPlan {
 // which limit is in the way. opts.procs is set to the number chosen.
 int plan_processes(Options& opts, ProcessPlan& plan);
 
-// Share is the block of connection indices [first, first + count) one process opens.
+// Share is the block of connection indices [first, first + count) one client opens: a worker
+// thread of a process (with --threads) or the process itself.
 struct Share {
-  int process = 0;
+  int process = 0;  // the client's index over all processes and their threads
+  int thread = 0;   // its worker in its process; thread 0 also measures the process
   std::uint64_t first = 0;
   std::uint64_t count = 0;
 };
 
-// share_of() splits opts.connections into opts.procs contiguous blocks that differ by at most one.
-Share share_of(const Options& opts, int process);
+// share_of() splits opts.connections into opts.procs * opts.threads contiguous blocks that differ
+// by at most one; client = process * opts.threads + thread.
+Share share_of(const Options& opts, int client);
 
 }  // namespace coil_stress

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -42,22 +43,27 @@ struct Child {
   bool reaped = false;
 };
 
-// start_child() forks the client process for share. In the child it never returns.
-pid_t start_child(const Options& opts, const Share& share, const std::vector<Child>& others,
-                  int fds[2]) {
+// start_child() forks the client process for shares (one per worker thread), whose reports go
+// to the write ends in fds (the read ends are the parent's). In the child it never returns.
+pid_t start_child(const Options& opts, const std::vector<Share>& shares,
+                  const std::vector<Child>& others, const std::vector<std::array<int, 2>>& fds) {
   std::fflush(stdout);
   std::fflush(stderr);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0) return pid;
-  // The child: it dies with the parent, holds only its own pipe's write end, and runs.
+  // The child: it dies with the parent, holds only its own pipes' write ends, and runs.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) _exit(1);
-  close(fds[0]);
+  std::vector<int> report_fds;
+  for (const auto& pair : fds) {
+    close(pair[0]);
+    report_fds.push_back(pair[1]);
+  }
   for (const Child& other : others)
     if (other.fd >= 0) close(other.fd);
-  int status = run_client(opts, share, fds[1]);
-  close(fds[1]);
+  int status = run_clients(opts, shares, report_fds);
+  for (int fd : report_fds) close(fd);
   std::fflush(stdout);
   std::fflush(stderr);
   _exit(status);  // not exit(): the parent's atexit handlers and stdio buffers are not ours
@@ -151,27 +157,43 @@ RunResult run_processes(const Options& opts) {
       std::chrono::duration<double>(opts.connect_timeout + opts.duration + opts.echo_timeout);
   auto kill_at = start + std::chrono::duration_cast<Clock::duration>(planned) + kRunMargin;
 
+  // A Child per client: a process, or with --threads each worker thread of one, with its own
+  // report pipe.
   std::vector<Child> children;
-  children.reserve(static_cast<std::size_t>(opts.procs));
+  children.reserve(static_cast<std::size_t>(opts.procs * opts.threads));
+  int started = 0;
   for (int p = 0; p < opts.procs; ++p) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      result.failures.push_back(std::string("pipe: ") + std::strerror(errno));
-      break;
+    std::vector<std::array<int, 2>> fds;
+    std::vector<Share> shares;
+    for (int t = 0; t < opts.threads; ++t) {
+      std::array<int, 2> pair{-1, -1};
+      if (pipe2(pair.data(), O_CLOEXEC) != 0) {
+        result.failures.push_back(std::string("pipe: ") + std::strerror(errno));
+        break;
+      }
+      fds.push_back(pair);
+      shares.push_back(share_of(opts, p * opts.threads + t));
     }
-    pid_t pid = start_child(opts, share_of(opts, p), children, fds);
-    close(fds[1]);
+    pid_t pid = -1;
+    if (result.failures.empty()) pid = start_child(opts, shares, children, fds);
+    int fork_errno = errno;
+    for (const auto& pair : fds) close(pair[1]);
     if (pid < 0) {
-      close(fds[0]);
-      result.failures.push_back(
-          std::string("fork: ") + std::strerror(errno) +
-          (errno == EAGAIN ? " (RLIMIT_NPROC, ulimit -u, or kernel.pid_max)" : ""));
+      for (const auto& pair : fds) close(pair[0]);
+      if (result.failures.empty()) {
+        result.failures.push_back(
+            std::string("fork: ") + std::strerror(fork_errno) +
+            (fork_errno == EAGAIN ? " (RLIMIT_NPROC, ulimit -u, or kernel.pid_max)" : ""));
+      }
       break;
     }
-    Child& child = children.emplace_back();
-    child.process = p;
-    child.pid = pid;
-    child.fd = fds[0];
+    ++started;
+    for (std::size_t t = 0; t < fds.size(); ++t) {
+      Child& child = children.emplace_back();
+      child.process = shares[t].process;
+      child.pid = pid;
+      child.fd = fds[t][0];
+    }
   }
   if (!result.failures.empty()) signal_children(children, SIGTERM);
 
@@ -225,8 +247,8 @@ RunResult run_processes(const Options& opts) {
     std::string trouble = describe_exit(child);
     if (!trouble.empty()) result.failures.push_back(trouble);
   }
-  if (static_cast<int>(children.size()) < opts.procs)
-    result.failures.push_back("only " + std::to_string(children.size()) + " of " +
+  if (started < opts.procs)
+    result.failures.push_back("only " + std::to_string(started) + " of " +
                               std::to_string(opts.procs) + " client processes started");
   result.total.requested = opts.connections;
   result.interrupted = result.interrupted || result.total.interrupted;

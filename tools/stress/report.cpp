@@ -143,10 +143,11 @@ void print_report(std::FILE* out, const Summary& s) {
   const Stats& t = s.run->total;
   char pace[48] = "back to back";
   if (o.interval > 0) std::snprintf(pace, sizeof pace, "every %g s", o.interval);
+  std::string over = plural(static_cast<std::uint64_t>(o.procs), "process", "processes");
+  if (o.threads > 1) over += " of " + std::to_string(o.threads) + " worker threads each";
   std::fprintf(out, "\ncoil-stress: %s ports %s, %llu connections over %s, %u-byte messages %s%s\n",
                o.host.c_str(), o.ports.c_str(), static_cast<unsigned long long>(o.connections),
-               plural(static_cast<std::uint64_t>(o.procs), "process", "processes").c_str(),
-               o.message_size, pace, o.verify ? ", verified" : "");
+               over.c_str(), o.message_size, pace, o.verify ? ", verified" : "");
   std::fprintf(out,
                "connections:           %llu requested, %llu attempted, %llu established in "
                "%.2f s (%.0f per second), peak %llu open\n",
