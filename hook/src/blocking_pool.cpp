@@ -36,6 +36,7 @@ struct Job {
 struct BlockingPool::State {
   const char* name;
   int max_threads;
+  State* abandoned = nullptr;  // the state a fork() left behind, kept reachable (not a leak)
   std::mutex mutex;
   std::condition_variable wanted;
   std::deque<Job*> queue;
@@ -139,10 +140,12 @@ void BlockingPool::run_erased(void (*fn)(void*), void* arg) {
 
 namespace {
 
-BlockingPool::State* make_state(const char* name, int threads) {
+BlockingPool::State* make_state(const char* name, int threads,
+                                BlockingPool::State* abandoned = nullptr) {
   auto* s = new BlockingPool::State;  // never freed: detached threads use it
   s->name = name;
   s->max_threads = threads;
+  s->abandoned = abandoned;
   return s;
 }
 
@@ -163,10 +166,12 @@ void BlockingPool::reset_after_fork() noexcept {
   // old state (its mutex may have been held at fork) is abandoned.
   BlockingPool& r = BlockingPool::resolver();
   BlockingPool& f = BlockingPool::files();
+  State* old_r = r.state_;
+  State* old_f = f.state_;
   r.~BlockingPool();
-  new (&r) BlockingPool(make_state("resolver", config().resolver_threads));
+  new (&r) BlockingPool(make_state("resolver", config().resolver_threads, old_r));
   f.~BlockingPool();
-  new (&f) BlockingPool(make_state("files", config().file_threads));
+  new (&f) BlockingPool(make_state("files", config().file_threads, old_f));
 }
 
 }  // namespace coil::hook
