@@ -36,10 +36,10 @@
 // Process-shared mutexes (PTHREAD_MUTEX_PSHARED_BIT in __kind) may be shared with another
 // process, so they are glibc's: a green thread that waits for one blocks the OS thread, and with
 // it every green thread, until the holder (in another process) lets go; and as glibc records the
-// tid, which all green threads share, two green threads must not contend for one. glibc sets that
-// bit on every robust mutex too (the kernel wakes a dead owner's waiters with a shared futex), so
-// pthread_mutex_init, hooked for every caller, adds kPrivateRobust to a robust mutex whose attr
-// says process-private: that one is emulated.
+// tid, which the green threads of a worker share, two green threads must not contend for one. glibc
+// sets that bit on every robust mutex too (the kernel wakes a dead owner's waiters with a shared
+// futex), so pthread_mutex_init, hooked for every caller, adds kPrivateRobust to a robust mutex
+// whose attr says process-private: that one is emulated.
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
