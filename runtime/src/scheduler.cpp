@@ -26,7 +26,9 @@ constinit thread_local int tls_internal __attribute__((tls_model("initial-exec")
 
 namespace {
 
-thread_local SchedulerImpl* tls_scheduler = nullptr;
+// initial-exec: wake() reads it on every wake-up, and libcoil is never dlopen'd.
+constinit thread_local SchedulerImpl* tls_scheduler __attribute__((tls_model("initial-exec"))) =
+    nullptr;
 
 timespec to_timespec(Duration d) noexcept {
   if (d < Duration::zero()) d = Duration::zero();
