@@ -6,7 +6,6 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
-#include <new>
 
 #include "coil/detail/park.hpp"
 #include "coil/detail/spin_lock.hpp"
@@ -15,13 +14,7 @@
 namespace coil::preload {
 namespace {
 
-// Waiter is one parked green thread, on its own stack for the length of the wait.
-struct Waiter : boost::intrusive::list_base_hook<> {
-  const void* word = nullptr;
-  detail::Coroutine* co = nullptr;
-  bool woken = false;
-};
-
+using Waiter = FutexWaiter;
 using WaitQueue = boost::intrusive::list<Waiter>;
 
 }  // namespace
@@ -162,32 +155,26 @@ bool futex_wait_interruptible(const std::atomic<std::uint32_t>* word, std::uint3
   return !interrupted;
 }
 
-static_assert(sizeof(Waiter) <= 48 && alignof(Waiter) <= 8, "FutexWait::waiter_ holds a Waiter");
-
 FutexWait::FutexWait(const std::atomic<std::uint32_t>* word) noexcept : bucket_(tls_held) {
   assert(bucket_ != nullptr && "a FutexWait is made in its object's MonitorScope");
-  auto* w = ::new (waiter_) Waiter;
-  w->word = word;
-  w->co = detail::current_coroutine();
-  bucket_->queue.push_back(*w);
+  waiter_.word = word;
+  waiter_.co = detail::current_coroutine();
+  bucket_->queue.push_back(waiter_);
 }
 
 FutexWait::~FutexWait() {
-  auto* w = std::launder(reinterpret_cast<Waiter*>(waiter_));
-  if (w->is_linked()) {
+  if (waiter_.is_linked()) {
     const bool held = tls_held == bucket_;
     if (!held) bucket_->lock.lock();
-    bucket_->queue.erase(bucket_->queue.iterator_to(*w));
+    bucket_->queue.erase(bucket_->queue.iterator_to(waiter_));
     if (!held) bucket_->lock.unlock();
   }
-  w->~Waiter();
 }
 
 FutexResult FutexWait::park(TimePoint deadline) {
-  auto* w = std::launder(reinterpret_cast<Waiter*>(waiter_));
   assert(tls_held == bucket_ && "FutexWait::park() in its object's MonitorScope");
   bool interrupted = false;
-  return park_in(*bucket_, *w, true, deadline, false, &interrupted);
+  return park_in(*bucket_, waiter_, true, deadline, false, &interrupted);
 }
 
 int futex_wake(const void* word, int n) noexcept {

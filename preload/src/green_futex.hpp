@@ -14,13 +14,26 @@
 #include <time.h>
 
 #include <atomic>
+#include <boost/intrusive/list_hook.hpp>
 #include <cstdint>
 
 #include "coil/time.hpp"
 
+namespace coil::detail {
+class Coroutine;
+}
+
 namespace coil::preload {
 
 struct FutexBucket;
+
+// FutexWaiter is one parked green thread in a bucket's queue, on its own stack for the length of
+// the wait.
+struct FutexWaiter : boost::intrusive::list_base_hook<> {
+  const void* word = nullptr;
+  detail::Coroutine* co = nullptr;
+  bool woken = false;
+};
 
 // MonitorScope holds the lock of object's bucket for its lifetime (less the waits). Scopes do not
 // nest: an operation on two objects (a condition variable's wait, with its mutex) takes one scope
@@ -76,8 +89,8 @@ class FutexWait {
   FutexResult park(TimePoint deadline);
 
  private:
-  FutexBucket* bucket_;                  // the scope's
-  alignas(8) unsigned char waiter_[48];  // a Waiter (green_futex.cpp)
+  FutexBucket* bucket_;  // the scope's
+  FutexWaiter waiter_;
 };
 
 // futex_wake() wakes up to n green threads parked on word, longest waiting first, and returns how

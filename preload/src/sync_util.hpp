@@ -64,12 +64,9 @@ inline bool supported_clock(clockid_t clock) noexcept {
 
 // deadline_of() converts a valid absolute timeout on clock into a deadline on coil's clock. As in
 // glibc, a negative tv_sec is a time already past (the kernel would refuse it, so glibc times out
-// without asking). A time more than 2^32 s after the clock's epoch (136 years) never comes: it is
-// cut off before deadline_from(), whose arithmetic in nanoseconds would overflow.
+// without asking). Times too far ahead to convert are deadline_from()'s to cut off.
 inline TimePoint deadline_of(clockid_t clock, const timespec& abstime) noexcept {
-  constexpr time_t kNever = time_t{1} << 32;
   if (abstime.tv_sec < 0) return TimePoint::min();
-  if (abstime.tv_sec >= kNever) return kNoDeadline;
   return deadline_from(clock, abstime);
 }
 

@@ -27,6 +27,7 @@
 #include "real_pthread.hpp"
 #include "running.hpp"
 #include "scheduler_impl.hpp"
+#include "sync_util.hpp"
 
 namespace coil::preload {
 namespace {
@@ -380,10 +381,8 @@ COIL_HOOK int pthread_join(pthread_t thread, void** result) {
 COIL_HOOK int pthread_tryjoin_np(pthread_t thread, void** result) {
   GreenThread* t = in_green_thread() ? green_of(thread) : nullptr;
   if (!t) return real::pthread_tryjoin_np(thread, result);
-  if (t->done.load(std::memory_order_acquire) == 0) {  // glibc's first check
-    coil::yield();  // a program that polls lets the thread run (sync::after_refusal())
-    return EBUSY;
-  }
+  // glibc's first check; a program that polls lets the thread run meanwhile.
+  if (t->done.load(std::memory_order_acquire) == 0) return sync::after_refusal(EBUSY);
   return join_green(t, result, coil::TimePoint::min());
 }
 
