@@ -73,7 +73,7 @@ ssize_t input(int fd, std::size_t want, Read how, Call&& call, File&& file = NoF
   ssize_t n = io(fd, Dir::kIn, deadline, s, call, moved);
   if (n > 0 && static_cast<std::size_t>(n) < want && how != Read::kPeek && s.emulates_blocking() &&
       s.drains_on_short_read()) {
-    detail::mark_not_ready(fd, detail::kReadable);
+    detail::mark_drained(fd, detail::kReadable);
   }
   return n;
 }
@@ -161,7 +161,12 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
       return n;
     }
     if (n > 0) done = static_cast<std::size_t>(n);
-    detail::mark_not_ready(fd, detail::kWritable);
+    // EAGAIN, or a short write: the send buffer is full until the next edge.
+    if (n < 0) {
+      detail::mark_not_ready(fd, detail::kWritable);
+    } else {
+      detail::mark_drained(fd, detail::kWritable);
+    }
   }
   FdState s = c->state();
   Deadline deadline = Deadline::of(c, Dir::kOut);
@@ -175,7 +180,7 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
     // n == 0: nothing more to send (sendfile at the end of its input).
     if (done >= total || n == 0 || !s.drains_on_short_read()) return static_cast<ssize_t>(done);
     // A short write: the send buffer is full until the next edge.
-    if (in_coroutine()) detail::mark_not_ready(fd, detail::kWritable);
+    if (in_coroutine()) detail::mark_drained(fd, detail::kWritable);
   }
 }
 

@@ -15,6 +15,8 @@
 #include <string>
 #include <utility>
 
+#include "coil/detail/settings.hpp"
+
 namespace coil::preload {
 namespace {
 
@@ -62,30 +64,8 @@ bool parse_stack_size(std::string_view value, Options* out, std::string* error) 
   return true;
 }
 
-// same_word() compares ASCII text, ignoring case.
-bool same_word(std::string_view text, std::string_view word) {
-  if (text.size() != word.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c =
-        text[i] >= 'A' && text[i] <= 'Z' ? static_cast<char>(text[i] - 'A' + 'a') : text[i];
-    if (c != word[i]) return false;
-  }
-  return true;
-}
-
 bool parse_bool(std::string_view value, bool* out, std::string* error) {
-  for (const std::string_view yes : {"1", "yes", "true", "on"}) {
-    if (same_word(value, yes)) {
-      *out = true;
-      return true;
-    }
-  }
-  for (const std::string_view no : {"0", "no", "false", "off"}) {
-    if (same_word(value, no)) {
-      *out = false;
-      return true;
-    }
-  }
+  if (detail::parse_bool_setting(value, out)) return true;
   return fail(error, {value.empty() ? "empty" : "not a boolean",
                       "; use 1 or 0 (also yes or no, true or false, on or off)"});
 }
@@ -135,6 +115,7 @@ bool parse_option(std::string_view variable, std::string_view value, Options* ou
     if (variable == kEnvStackSize) return parse_stack_size(value, out, error);
     if (variable == kEnvNativeThreads) return parse_bool(value, &out->native_threads, error);
     if (variable == kEnvVerbose) return parse_bool(value, &out->verbose, error);
+    if (variable == kEnvStats) return parse_bool(value, &out->stats, error);
     return fail(error, {"not a coil setting"});
   } catch (const std::bad_alloc&) {
     return fail(error, {"out of memory"});
@@ -143,7 +124,8 @@ bool parse_option(std::string_view variable, std::string_view value, Options* ou
 
 bool options_from_env(Options* out, std::string* error) {
   Options opts;
-  for (const char* variable : {kEnvThreads, kEnvStackSize, kEnvNativeThreads, kEnvVerbose}) {
+  for (const char* variable :
+       {kEnvThreads, kEnvStackSize, kEnvNativeThreads, kEnvVerbose, kEnvStats}) {
     const char* value = std::getenv(variable);
     if (value == nullptr || *value == '\0') continue;
     std::string why;

@@ -14,6 +14,8 @@ inline constexpr const char* kEnvThreads = "COIL_THREADS";
 inline constexpr const char* kEnvStackSize = "COIL_STACK_SIZE";
 inline constexpr const char* kEnvNativeThreads = "COIL_NATIVE_THREADS";
 inline constexpr const char* kEnvVerbose = "COIL_VERBOSE";
+// Read by libcoil itself (coil/stats.hpp); checked here so that coil-run refuses a bad value.
+inline constexpr const char* kEnvStats = "COIL_STATS";
 
 // Workers: how many scheduler threads may be asked for.
 inline constexpr int kMaxThreads = 256;
@@ -29,6 +31,7 @@ struct Options {
   std::size_t stack_size = kDefaultStackSize;  // COIL_STACK_SIZE: kMinStackSize..kMaxStackSize
   bool native_threads = false;                 // COIL_NATIVE_THREADS: 0 or 1
   bool verbose = false;                        // COIL_VERBOSE: 0 or 1
+  bool stats = false;                          // COIL_STATS: 0 or 1
 };
 // The booleans also take no/yes, false/true and off/on, in any case.
 

@@ -163,6 +163,10 @@ COIL_HOT void mark_not_ready(int fd, std::uint8_t interest) noexcept {
   tls_running->scheduler->mark_not_ready(fd, interest);
 }
 
+COIL_HOT void mark_drained(int fd, std::uint8_t interest) noexcept {
+  tls_running->scheduler->mark_drained(fd, interest);
+}
+
 SchedulerImpl& current_scheduler_or_throw() {
   SchedulerImpl* s = SchedulerImpl::current();
   if (!s) throw std::logic_error("coil: spawn() outside a running scheduler; use Scheduler::spawn");

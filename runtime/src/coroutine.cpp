@@ -87,7 +87,8 @@ Coroutine* SchedulerImpl::create(const SpawnOptions& opts, std::size_t body_size
 void SchedulerImpl::start(Coroutine* co, BodyBase* body) noexcept {
   co->body = body;
   ++spawns_;
-  peak_ = std::max(peak_, ++live_);
+  ++live_;
+  if (live_.get() > peak_.get()) peak_.set(live_.get());
   if (shared_live) shared_live->add();
   make_ready(co);
 }

@@ -30,6 +30,7 @@ struct FdEntry {
   bool registered = false;       // added to this scheduler's epoll
   std::uint8_t ready = 0;        // Interest bits seen ready since last mark_not_ready()
   std::uint8_t sticky = 0;       // Interest bits ready for good: after EOF (RDHUP), HUP or an error
+  std::uint8_t drained = 0;      // not ready since mark_drained(), with no EAGAIN seen (stats)
   std::uint32_t waiters = 0;     // in the WaitTree
   WaitNode* reader = nullptr;    // the one reader parked here, if any
   WaitNode* writer = nullptr;    // the one writer parked here, if any

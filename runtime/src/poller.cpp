@@ -128,6 +128,7 @@ FdEntry* Poller::register_fd(int fd) {
   e->registered = true;
   e->generation = generation;
   e->sticky = 0;
+  e->drained = 0;
   // Unknown until the first edge: assume ready so the first I/O is tried.
   e->ready = kReadable | kWritable;
   return e;

@@ -2,6 +2,7 @@
 // coroutine.cpp; the public free functions in api.cpp.
 #include <poll.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include "hot.hpp"
 #include "link_all.hpp"
 #include "overflow_guard.hpp"
+#include "registry.hpp"
 #include "sanitizer.hpp"
 #include "scheduler_impl.hpp"
 #include "sys.hpp"
@@ -50,13 +52,18 @@ SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
   InternalScope internal;  // call_once is pthread_once
   std::call_once(fork_handler, [] {
     ::pthread_atfork(nullptr, nullptr, [] {
+      registry_after_fork(tls_scheduler);
       if (tls_scheduler) tls_scheduler->after_fork_in_child();
     });
   });
   (void)hook::link_all_hooks();  // a static link must take every hook (link_all.cpp)
+  register_scheduler(this);
 }
 
-SchedulerImpl::~SchedulerImpl() { unwind_all(); }
+SchedulerImpl::~SchedulerImpl() {
+  unwind_all();
+  retire_scheduler(this);
+}
 
 void SchedulerImpl::make_ready(Coroutine* co) noexcept {
   co->state.store(CoState::kReady, std::memory_order_relaxed);
@@ -238,6 +245,11 @@ COIL_HOT WaitResult SchedulerImpl::wait_fd_edge(int fd, std::uint8_t interest, T
   FdEntry* e = prepare_fd(fd, &early);
   if (!e) return early;
   if (e->ready & interest) return WaitResult::kReady;
+  if (e->drained & interest) {
+    // The call about to wait skipped the try that would have met EAGAIN.
+    e->drained &= static_cast<std::uint8_t>(~interest);
+    ++avoided_;
+  }
   std::optional<InterruptibleWait> interruptible;
   if (mode != Interrupt::kNever) interruptible.emplace(mode);
   WaitNode node;
@@ -288,8 +300,18 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
 COIL_HOT void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexcept {
   // Registering first makes the mark stick: a fresh registration assumes
   // ready, and epoll reports the current state of a newly added fd anyway.
-  if (FdEntry* e = poller_.prepare(fd))
+  if (FdEntry* e = poller_.prepare(fd)) {
     e->ready &= static_cast<std::uint8_t>(~(interest & ~e->sticky));
+    e->drained &= static_cast<std::uint8_t>(~interest);
+  }
+}
+
+COIL_HOT void SchedulerImpl::mark_drained(int fd, std::uint8_t interest) noexcept {
+  if (FdEntry* e = poller_.prepare(fd)) {
+    std::uint8_t lost = interest & ~e->sticky;
+    e->ready &= static_cast<std::uint8_t>(~lost);
+    e->drained |= lost;
+  }
 }
 
 WaitResult SchedulerImpl::wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline) {
@@ -416,6 +438,7 @@ class SchedulerImpl::RunScope {
     }
     install_overflow_guard();  // this thread needs its own sigaltstack
     s->in_run_ = true;
+    s->run_tid = static_cast<int>(::gettid());
     tls_scheduler = s;
     saved_wake_fd_ = tls_signals.wake_fd.exchange(s->poller_.notify_fd());
     s->main_tsan_fiber_ = tsan_current_fiber();
@@ -429,6 +452,7 @@ class SchedulerImpl::RunScope {
   ~RunScope() {
     tls_signals.wake_fd.store(saved_wake_fd_);
     s_->in_run_ = false;
+    s_->run_tid = 0;
     tls_scheduler = nullptr;
   }
 
@@ -551,6 +575,7 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
   s.spawns = spawns_;
   s.switches = switches_;
   s.polls = polls_;
+  s.syscalls_avoided = avoided_;
   s.stack_maps = stacks_.stats().maps;
   s.stack_pool_hits = stacks_.stats().hits;
   s.stack_pool_misses = stacks_.stats().misses;
@@ -558,6 +583,12 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
   s.live_coroutines = live_;
   s.peak_coroutines = peak_;
   return s;
+}
+
+void SchedulerImpl::restart_stats() noexcept {
+  for (StatCounter* c : {&spawns_, &switches_, &polls_, &avoided_}) c->set(0);
+  peak_.set(live_.get());
+  stacks_.restart_stats();
 }
 
 // unwind_all() runs at destruction: coroutines that never started are

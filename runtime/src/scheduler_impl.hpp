@@ -36,6 +36,7 @@
 #include "poller.hpp"
 #include "running.hpp"
 #include "stack_pool.hpp"
+#include "stat_counter.hpp"
 
 namespace coil::detail {
 
@@ -97,6 +98,7 @@ class SchedulerImpl {
   WaitResult wait_fd_edge(int fd, std::uint8_t interest, TimePoint deadline,
                           Interrupt mode = Interrupt::kNever);
   void mark_not_ready(int fd, std::uint8_t interest) noexcept;
+  void mark_drained(int fd, std::uint8_t interest) noexcept;
   WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
   void forget_fd(int fd) noexcept { poller_.forget(fd); }
 
@@ -116,8 +118,16 @@ class SchedulerImpl {
   Coroutine* running() const noexcept { return running_; }
   Poller& poller() noexcept { return poller_; }
   SchedulerStats stats() const noexcept;
+  // restart_stats() zeroes the counts of past activity (a fork()ed child's).
+  void restart_stats() noexcept;
 
   Scheduler* owner = nullptr;  // the public object wrapping this one
+
+  // The registry's links (registry.hpp), and the thread inside run() (its
+  // kernel thread id, 0 when none): for process_stats() and debuggers.
+  SchedulerImpl* registry_next = nullptr;
+  SchedulerImpl* registry_prev = nullptr;
+  int run_tid = 0;
 
   // LiveCount counts the live coroutines of all the schedulers of a Runtime
   // (runtime.cpp), plus its spawns in flight; on_zero() runs, on the thread
@@ -178,11 +188,13 @@ class SchedulerImpl {
   AllList all_;
   Poller poller_;
   StackPool stacks_;
-  std::uint64_t live_ = 0;  // spawned and not yet finished
-  std::uint64_t peak_ = 0;
-  std::uint64_t spawns_ = 0;
-  std::uint64_t switches_ = 0;
-  std::uint64_t polls_ = 0;
+  // Counters other threads may read (process_stats()).
+  StatCounter live_;  // spawned and not yet finished
+  StatCounter peak_;
+  StatCounter spawns_;
+  StatCounter switches_;
+  StatCounter polls_;
+  StatCounter avoided_;              // syscalls_avoided
   WaitSignalMask* masks_ = nullptr;  // masks in force while their coroutines park
   std::uint32_t signals_seen_ = 0;   // tls_signals.any at the last deliver_signals()
   int batch_left_ = 0;               // resumes and hand-overs left before the next poll

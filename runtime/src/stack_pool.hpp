@@ -33,6 +33,8 @@
 #include <optional>
 #include <vector>
 
+#include "stat_counter.hpp"
+
 namespace coil::detail {
 
 // GuardMode is how a stack's guard region is enforced.
@@ -57,13 +59,19 @@ struct Stack {
 inline constexpr std::uint64_t kStackCanary = 0xc011c011deadbeefULL;
 
 // StackPoolStats count the pool's system calls and cache behaviour.
+// Other threads may read them (StatCounter).
 struct StackPoolStats {
-  std::uint64_t maps = 0;       // slab mmaps
-  std::uint64_t hits = 0;       // acquires served from the free list
-  std::uint64_t misses = 0;     // acquires that carved a new stack
-  std::uint64_t trims = 0;      // MADV_DONTNEED calls made by trim()
-  std::uint64_t unguarded = 0;  // stacks carved with a canary instead of a guard
-  std::uint64_t in_use = 0;     // acquired and not yet released
+  StatCounter maps;       // slab mmaps
+  StatCounter hits;       // acquires served from the free list
+  StatCounter misses;     // acquires that carved a new stack
+  StatCounter trims;      // MADV_DONTNEED calls made by trim()
+  StatCounter unguarded;  // stacks carved with a canary instead of a guard
+  StatCounter in_use;     // acquired and not yet released
+
+  // restart() zeroes the counts of past activity; in_use stays true.
+  void restart() noexcept {
+    for (StatCounter* c : {&maps, &hits, &misses, &trims, &unguarded}) c->set(0);
+  }
 };
 
 class StackPool {
@@ -92,6 +100,7 @@ class StackPool {
   void trim() noexcept;
 
   const StackPoolStats& stats() const noexcept { return stats_; }
+  void restart_stats() noexcept { stats_.restart(); }
 
  private:
   struct Slab {

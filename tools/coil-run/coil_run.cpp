@@ -1,6 +1,7 @@
 // coil-run: runs an unmodified, dynamically linked program on coil.
 //
-//   coil-run [--threads N] [--stack-size SIZE] [--native-threads] [--verbose] [--] program args...
+//   coil-run [--threads N] [--stack-size SIZE] [--native-threads] [--verbose] [--stats] [--]
+//            program args...
 //
 // It execs the program with libcoil_preload.so appended to LD_PRELOAD and its settings in the
 // COIL_* variables (preload/src/options.hpp); the library does the rest at start-up (main() becomes
@@ -46,6 +47,7 @@ struct Flags {
   std::optional<std::string> stack_size;
   std::optional<std::string> native_threads;
   std::optional<std::string> verbose;
+  std::optional<std::string> stats;
   std::vector<std::string> command;  // the program and its arguments
 };
 
@@ -55,6 +57,7 @@ struct FlagValues {
   std::string stack_size;
   std::string native_threads;  // "true" when given bare
   std::string verbose;
+  std::string stats;
 };
 
 // refuse() ends coil-run with status 2 and the reason, before anything was run.
@@ -102,6 +105,7 @@ std::string help_footer() {
          ")\n"
          "  COIL_NATIVE_THREADS   as --native-threads (default 0)\n"
          "  COIL_VERBOSE          as --verbose (default 0)\n"
+         "  COIL_STATS            as --stats (default 0)\n"
          "  COIL_PRELOAD_LIBRARY  the library to preload; if unset, the first of" +
          pad + joined(library_candidates(), pad.c_str()) +
          "\n"
@@ -156,6 +160,9 @@ void add_flags(CLI::App* app, FlagValues* flags) {
                 "Keep pthreads as OS threads; only main() runs as a coroutine");
   app->add_flag("--verbose", flags->verbose,
                 "Print the settings to stderr before the program starts");
+  app->add_flag("--stats", flags->stats,
+                "Print coil's runtime statistics (switches, spawns, epoll waits, syscalls "
+                "avoided, stack pool) to stderr when the program exits");
 }
 
 // take_command() sets flags->command from what follows the flags: everything from the first
@@ -191,7 +198,8 @@ Flags parse_flags(int argc, char** argv) {
   Flags flags{.threads = given(app, "--threads", values.threads),
               .stack_size = given(app, "--stack-size", values.stack_size),
               .native_threads = given(app, "--native-threads", values.native_threads),
-              .verbose = given(app, "--verbose", values.verbose)};
+              .verbose = given(app, "--verbose", values.verbose),
+              .stats = given(app, "--stats", values.stats)};
   take_command(app.remaining(), &flags);
   return flags;
 }
@@ -216,6 +224,7 @@ preload::Options settle_options(const Flags& flags) {
   forward_value("--stack-size", flags.stack_size, preload::kEnvStackSize);
   forward_value("--native-threads", flags.native_threads, preload::kEnvNativeThreads);
   forward_value("--verbose", flags.verbose, preload::kEnvVerbose);
+  forward_value("--stats", flags.stats, preload::kEnvStats);
   preload::Options opts;
   std::string error;
   if (!preload::options_from_env(&opts, &error)) refuse(error);
@@ -223,6 +232,7 @@ preload::Options settle_options(const Flags& flags) {
   set_env(preload::kEnvStackSize, preload::format_size(opts.stack_size));
   set_env(preload::kEnvNativeThreads, opts.native_threads ? "1" : "0");
   set_env(preload::kEnvVerbose, opts.verbose ? "1" : "0");
+  set_env(preload::kEnvStats, opts.stats ? "1" : "0");
   return opts;
 }
 
@@ -283,8 +293,9 @@ std::string with_library(const char* current, const fs::path& library) {
 
 void print_settings(const std::string& preload_list) {
   std::fprintf(stderr, "coil-run: LD_PRELOAD=%s\n", preload_list.c_str());
-  for (const char* variable : {preload::kEnvThreads, preload::kEnvStackSize,
-                               preload::kEnvNativeThreads, preload::kEnvVerbose}) {
+  for (const char* variable :
+       {preload::kEnvThreads, preload::kEnvStackSize, preload::kEnvNativeThreads,
+        preload::kEnvVerbose, preload::kEnvStats}) {
     std::fprintf(stderr, "coil-run: %s=%s\n", variable, std::getenv(variable));
   }
 }

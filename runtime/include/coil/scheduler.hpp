@@ -65,11 +65,17 @@ class DeadlockError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// SchedulerStats are counters since the scheduler was created.
+// SchedulerStats are counters since the scheduler was created (in a fork()ed
+// child: since the fork). coil::process_stats() (coil/stats.hpp) adds up
+// every scheduler's.
 struct SchedulerStats {
   std::uint64_t spawns = 0;
-  std::uint64_t switches = 0;    // context switches into coroutines
-  std::uint64_t polls = 0;       // epoll waits
+  std::uint64_t switches = 0;  // context switches into coroutines
+  std::uint64_t polls = 0;     // epoll waits
+  // I/O system calls not made because readiness tracking knew the fd was
+  // drained: a hooked read after a short read (or a write after a short
+  // write) parks at once instead of first meeting EAGAIN.
+  std::uint64_t syscalls_avoided = 0;
   std::uint64_t stack_maps = 0;  // mmap calls made for stacks
   std::uint64_t stack_pool_hits = 0;
   std::uint64_t stack_pool_misses = 0;

@@ -8,7 +8,7 @@
 //     mark_not_ready(fd, kReadable);          // the kernel said: not ready
 //     switch (wait_for_fd(fd, kReadable, deadline)) { ... }  // next edge
 //   }
-// A caller that knows the fd is drained (a short read) may mark_not_ready()
+// A caller that knows the fd is drained (a short read) may mark_drained()
 // first and skip the read that would only return EAGAIN.
 #pragma once
 
@@ -58,6 +58,12 @@ WaitResult wait_for_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadl
 // with epoll first if needed, so that the mark holds until a real edge.
 // Precondition: inside a coroutine.
 void mark_not_ready(int fd, std::uint8_t interest) noexcept;
+
+// mark_drained() is mark_not_ready() for a caller that knows fd is not
+// ready without having met EAGAIN (a short read or write on a stream): the
+// next wait_for_fd() parks at once, and counts the syscall it saved in
+// SchedulerStats::syscalls_avoided.
+void mark_drained(int fd, std::uint8_t interest) noexcept;
 
 // fd_reopened() says that fd now names another open file, or none: it was
 // closed, or a new socket, pipe or file got its number. Every scheduler then

@@ -1,0 +1,34 @@
+// Reading coil's environment settings, shared by the runtime (COIL_STATS),
+// libcoil_preload.so and coil-run (COIL_NATIVE_THREADS, COIL_VERBOSE, ...),
+// so that every boolean variable takes the same words. Header-only: coil-run
+// does not link libcoil.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace coil::detail {
+
+// parse_bool_setting() reads 1, yes, true or on as true and 0, no, false or
+// off as false, in any case. Returns false, leaving *out alone, for any
+// other text, the empty one included.
+inline bool parse_bool_setting(std::string_view value, bool* out) noexcept {
+  auto is = [value](std::string_view word) {
+    if (value.size() != word.size()) return false;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      char c = value[i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (c != word[i]) return false;
+    }
+    return true;
+  };
+  for (std::string_view word : {"1", "yes", "true", "on", "0", "no", "false", "off"}) {
+    if (is(word)) {
+      *out = word == "1" || word == "yes" || word == "true" || word == "on";
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace coil::detail

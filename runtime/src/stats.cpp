@@ -1,0 +1,196 @@
+// The scheduler registry, process_stats() and COIL_STATS.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "coil/detail/settings.hpp"
+#include "coil/stats.hpp"
+#include "registry.hpp"
+#include "scheduler_impl.hpp"
+
+namespace coil::detail {
+
+constinit SchedulerRegistry scheduler_registry;
+
+namespace {
+
+void add_to(SchedulerStats* sum, const SchedulerStats& s) noexcept {
+  sum->spawns += s.spawns;
+  sum->switches += s.switches;
+  sum->polls += s.polls;
+  sum->syscalls_avoided += s.syscalls_avoided;
+  sum->stack_maps += s.stack_maps;
+  sum->stack_pool_hits += s.stack_pool_hits;
+  sum->stack_pool_misses += s.stack_pool_misses;
+  sum->stacks_in_use += s.stacks_in_use;
+  sum->live_coroutines += s.live_coroutines;
+  sum->peak_coroutines += s.peak_coroutines;
+}
+
+// StatsOutput is where COIL_STATS prints: a copy of fd 2 taken when the
+// first scheduler starts, because a program may close stderr in an atexit
+// handler of its own (GNU coreutils do) that runs before coil's. If the
+// program closed the copy too and its number now names another file, the
+// print goes to fd 2 instead.
+struct StatsOutput {
+  int fd = -1;
+  struct stat st {};
+
+  void open() noexcept {
+    fd = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (fd >= 0 && ::fstat(fd, &st) != 0) fd = -1;
+  }
+  int current() const noexcept {
+    struct stat now {};
+    if (fd >= 0 && ::fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+      return fd;
+    }
+    return STDERR_FILENO;
+  }
+};
+
+StatsOutput stats_output;
+
+void print_at_exit() noexcept {
+  std::string text;
+  try {
+    text = format_stats(process_stats());
+  } catch (const std::bad_alloc&) {
+    text = "coil: stats: out of memory\n";
+  }
+  int fd = stats_output.current();
+  for (std::size_t done = 0; done < text.size();) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// stats_wanted() reads COIL_STATS once (a malformed value is read again,
+// and refused again, by every later call).
+bool stats_wanted() {
+  static const bool wanted = [] {
+    const char* value = std::getenv("COIL_STATS");
+    bool on = false;
+    if (value && *value && !parse_bool_setting(value, &on)) {
+      throw std::invalid_argument(std::string("coil: COIL_STATS='") + value +
+                                  "' is not a boolean; use 1 or 0 (also yes or no, true or "
+                                  "false, on or off)");
+    }
+    if (on) {
+      stats_output.open();
+      std::atexit(print_at_exit);
+    }
+    return on;
+  }();
+  return wanted;
+}
+
+}  // namespace
+
+void register_scheduler(SchedulerImpl* s) {
+  (void)stats_wanted();
+  SchedulerRegistry& r = scheduler_registry;
+  r.lock.lock();
+  s->registry_next = r.head;
+  if (r.head) r.head->registry_prev = s;
+  r.head = s;
+  ++r.created;
+  r.lock.unlock();
+}
+
+void retire_scheduler(SchedulerImpl* s) noexcept {
+  SchedulerRegistry& r = scheduler_registry;
+  SchedulerStats last = s->stats();
+  last.live_coroutines = 0;  // unwound
+  last.stacks_in_use = 0;    // and freed
+  r.lock.lock();
+  if (s->registry_prev) s->registry_prev->registry_next = s->registry_next;
+  if (s->registry_next) s->registry_next->registry_prev = s->registry_prev;
+  if (r.head == s) r.head = s->registry_next;
+  add_to(&r.retired, last);
+  r.lock.unlock();
+}
+
+void registry_after_fork(SchedulerImpl* survivor) noexcept {
+  SchedulerRegistry& r = scheduler_registry;
+  new (&r.lock) SpinLock;  // another thread may have held it at the fork
+  r.head = survivor;
+  r.created = survivor ? 1 : 0;
+  r.retired = SchedulerStats{};
+  if (survivor) {
+    survivor->registry_next = nullptr;
+    survivor->registry_prev = nullptr;
+    survivor->restart_stats();
+  }
+}
+
+}  // namespace coil::detail
+
+namespace coil {
+
+ProcessStats process_stats() noexcept {
+  detail::SchedulerRegistry& r = detail::scheduler_registry;
+  ProcessStats total;
+  r.lock.lock();
+  detail::add_to(&total, r.retired);
+  for (detail::SchedulerImpl* s = r.head; s; s = s->registry_next) {
+    detail::add_to(&total, s->stats());
+    ++total.live_schedulers;
+  }
+  total.schedulers = r.created;
+  r.lock.unlock();
+  return total;
+}
+
+namespace {
+
+// grouped() prints n with thousands separators: 1234567 -> "1,234,567".
+std::string grouped(std::uint64_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+void line(std::string* out, const char* what, std::uint64_t n, const std::string& note = {}) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "  %-24s %15s", what, grouped(n).c_str());
+  *out += buf;
+  if (!note.empty()) *out += "  " + note;
+  *out += '\n';
+}
+
+}  // namespace
+
+std::string format_stats(const ProcessStats& s) {
+  std::string out = "coil: stats of process " + std::to_string(::getpid()) + ": " +
+                    grouped(s.schedulers) + " scheduler(s), " + grouped(s.live_schedulers) +
+                    " alive\n";
+  line(&out, "coroutines spawned", s.spawns,
+       "peak " + grouped(s.peak_coroutines) + " (each scheduler's peak, added up), " +
+           grouped(s.live_coroutines) + " alive");
+  line(&out, "context switches", s.switches);
+  line(&out, "epoll waits", s.polls);
+  line(&out, "syscalls avoided", s.syscalls_avoided,
+       "reads and writes on a drained fd that parked without meeting EAGAIN");
+  line(&out, "stack pool hits", s.stack_pool_hits);
+  line(&out, "stack pool misses", s.stack_pool_misses,
+       grouped(s.stack_maps) + " mmap(s), " + grouped(s.stacks_in_use) + " stack(s) in use");
+  return out;
+}
+
+}  // namespace coil
