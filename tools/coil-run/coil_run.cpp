@@ -5,7 +5,7 @@
 //
 // It execs the program with libcoil_preload.so appended to LD_PRELOAD and its settings in the
 // COIL_* variables (preload/src/options.hpp); the library does the rest at start-up (main() becomes
-// a coroutine, pthreads green threads; docs/coil_run.md). Each flag overrides its variable.
+// a coroutine, pthreads green threads; docs/preload.md). Each flag overrides its variable.
 //
 // coil-run checks every setting with the library's own code (options.cpp is compiled into both)
 // before it execs, so a bad value is refused here, with status 2, rather than by the library
