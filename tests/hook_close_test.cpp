@@ -189,6 +189,37 @@ TEST(HookClose, ClosingADupDoesNotWakeTheOther) {
   });
 }
 
+// A dup2 or dup3 that fails closes nothing, as the kernel's: the reader
+// parked on the would-be target keeps waiting and gets the data.
+TEST(HookClose, AFailingDupOntoAWaitedFdWakesNobody) {
+  run_hooked([](Ctx& c) {
+    auto [a, b] = socket_pair();
+    ssize_t got = 0;
+    int err = 0;
+    c.peer([&, a = a] {
+      got = read(a, g_buf, sizeof g_buf);
+      err = errno;
+    });
+    c.peer([&, a = a, b = b] {
+      Ctx::pause(kPeerDelay);
+      int closed = b + 1000;  // no such fd
+      errno = 0;
+      EXPECT_EQ(dup2(closed, a), -1);
+      EXPECT_EQ(errno_name(errno), errno_name(EBADF));
+      EXPECT_EQ(dup3(closed, a, O_CLOEXEC), -1);
+      EXPECT_EQ(errno_name(errno), errno_name(EBADF));
+      EXPECT_EQ(dup3(b, a, 0x7fff0000), -1);  // bad flags
+      EXPECT_EQ(errno_name(errno), errno_name(EINVAL));
+      Ctx::pause(kPeerDelay);
+      EXPECT_EQ(write(b, "kept", 4), 4);
+    });
+    c.join_peers();
+    EXPECT_EQ(got, 4) << "the reader of the target: " << errno_name(err);
+    close(a);
+    close(b);
+  });
+}
+
 // A number closed while waited on and reused at once by a new pipe: the new
 // fd waits for its own data and gets it.
 TEST(HookClose, ReusedFdNumberWaitsAfresh) {

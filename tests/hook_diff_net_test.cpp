@@ -398,11 +398,14 @@ sockaddr_un unix_address(socklen_t* len, const char* tag, bool hooked) {
   return a;
 }
 
-// recvmsg(MSG_ERRQUEUE) never waits: on an empty error queue the kernel
-// says EAGAIN at once, even on a blocking socket.
-TEST(HookDiffNet, RecvmsgErrQueueNeverWaits) {
+// MSG_ERRQUEUE never waits: on an empty error queue the kernel says EAGAIN
+// at once, even on a blocking socket. (A receive timeout bounds a hooked
+// call that would wrongly wait.)
+TEST(HookDiffNet, ErrQueueReadsNeverWait) {
   expect_same([](Ctx& c) {
     int fd = udp_socket(c);
+    timeval tv{1, 0};
+    c.ret("SO_RCVTIMEO", setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
     char buf[64];
     iovec v{buf, sizeof buf};
     msghdr m{};
@@ -410,6 +413,10 @@ TEST(HookDiffNet, RecvmsgErrQueueNeverWaits) {
     m.msg_iovlen = 1;
     c.timed("recvmsg MSG_ERRQUEUE on an empty queue", kAtOnceLo, kAtOnceHi,
             [&] { return recvmsg(fd, &m, MSG_ERRQUEUE); });
+    c.timed("recv MSG_ERRQUEUE on an empty queue", kAtOnceLo, kAtOnceHi,
+            [&] { return recv(fd, buf, sizeof buf, MSG_ERRQUEUE); });
+    c.timed("recvfrom MSG_ERRQUEUE on an empty queue", kAtOnceLo, kAtOnceHi,
+            [&] { return recvfrom(fd, buf, sizeof buf, MSG_ERRQUEUE, nullptr, nullptr); });
     close(fd);
   });
 }

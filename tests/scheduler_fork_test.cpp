@@ -115,5 +115,47 @@ TEST(SchedulerFork, TheChildRunsOnlyTheForkingCoroutine) {
   close(p[1]);
 }
 
+// The coroutines the child lost wait on nothing in it: the forker joining one of them is a
+// deadlock, reported by run(), not a hang in epoll_wait. The child reports with its exit status:
+// 0 the deadlock was reported, 1 run() returned, 3 the join returned; killed: it hung.
+TEST(SchedulerFork, JoiningALostCoroutineIsADeadlockInTheChild) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t pid = -1;
+  coil::Scheduler sched;
+  auto reader = sched.spawn([&] {
+    char c;
+    (void)read(p[0], &c, 1);  // parked in its fd's reader slot at the fork
+  });
+  sched
+      .spawn([&] {
+        coil::sleep_for(5ms);
+        pid = fork();
+        if (pid != 0) {
+          EXPECT_EQ(write(p[1], "x", 1), 1);
+          return;
+        }
+        alarm(5);
+        reader.join();
+        _exit(3);
+      })
+      .detach();
+  try {
+    sched.run();
+  } catch (const DeadlockError&) {
+    if (pid == 0) _exit(0);
+    throw;
+  }
+  if (pid == 0) _exit(1);
+  ASSERT_GT(pid, 0);
+  reader.join();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child hung (killed by signal " << WTERMSIG(status) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: run() returned in the child; 3: the join returned";
+  close(p[0]);
+  close(p[1]);
+}
+
 }  // namespace
 }  // namespace coil::test

@@ -109,22 +109,33 @@ COIL_HOOK int dup(int fd) noexcept {
   return to;
 }
 
-COIL_HOOK int dup2(int fd, int to) noexcept {
-  if (fd == to) return real::dup2(fd, to);
-  // dup2 closes `to` first: its waiters get EBADF and it leaves epoll while
-  // the old file is still there to remove. What `to` was stays known until
-  // the call succeeds: a failing dup2 closes nothing.
-  coil::forget_fd(to);
-  int rc = real::dup2(fd, to);
+namespace {
+
+// replace() is dup2's and dup3's: dup(fd) onto `to`, closing what `to` was.
+// It forgets `to` first, so that its waiters get EBADF and it leaves epoll
+// while the old file is still there to remove; but only when the call will
+// not fail at once for a bad `fd` or bad flags (one fcntl): a failing dup2
+// closes nothing, and its waiters must go on waiting. What `to` was stays
+// known until the call succeeds.
+template <class Call>
+int replace(int fd, int to, int flags, Call&& call) noexcept {
+  if (fd != to && (flags & ~O_CLOEXEC) == 0 && real::fcntl(fd, F_GETFD) >= 0) {
+    coil::forget_fd(to);
+  }
+  int rc = call();
   if (rc >= 0) note_dup_fd(fd, rc);
   return rc;
 }
 
+}  // namespace
+
+COIL_HOOK int dup2(int fd, int to) noexcept {
+  if (fd == to) return real::dup2(fd, to);
+  return replace(fd, to, 0, [=] { return real::dup2(fd, to); });
+}
+
 COIL_HOOK int dup3(int fd, int to, int flags) noexcept {
-  if (fd != to) coil::forget_fd(to);
-  int rc = real::dup3(fd, to, flags);
-  if (rc >= 0) note_dup_fd(fd, rc);
-  return rc;
+  return replace(fd, to, flags, [=] { return real::dup3(fd, to, flags); });
 }
 
 // Pipes are made as the user asks, and each end is made non-blocking only

@@ -79,7 +79,9 @@ ssize_t recv_nothing(int fd, int flags) {
 }
 
 ssize_t recv_impl(int fd, void* buf, std::size_t n, int flags, sockaddr* addr, socklen_t* len) {
-  if (flags & MSG_DONTWAIT) return real::recvfrom(fd, buf, n, flags, addr, len);
+  // MSG_ERRQUEUE never waits (EAGAIN at once on an empty error queue), and
+  // MSG_DONTWAIT is the user's own: plain calls.
+  if (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) return real::recvfrom(fd, buf, n, flags, addr, len);
   if (n == 0 && is_socket(fd)) return recv_nothing(fd, flags);
   bool peek = (flags & MSG_PEEK) != 0;
   if (!(flags & MSG_WAITALL) || peek) {

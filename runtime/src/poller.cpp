@@ -78,7 +78,10 @@ void Poller::reset_after_fork(bool keep_waiters) {
   sys::close(notify_fd_);
   notified_.store(false, std::memory_order_relaxed);
   open();
-  if (!keep_waiters) tree_.clear();
+  if (!keep_waiters) {
+    tree_.clear();
+    slotted_ = 0;  // the slots are emptied below
+  }
   fds_.for_each([&](int fd, FdEntry& e) {
     if (!keep_waiters) {
       e.reader = e.writer = nullptr;
@@ -247,7 +250,8 @@ COIL_HOT bool Poller::poll(const timespec* timeout, const sigset_t* mask) {
   }
   if (notified) {
     std::uint64_t count;
-    while (sys::read(notify_fd_, &count, sizeof count) > 0) {
+    // One read takes the whole count (no EFD_SEMAPHORE): a second would only meet EAGAIN.
+    while (sys::read(notify_fd_, &count, sizeof count) < 0 && errno == EINTR) {
     }
     notified_.store(false, std::memory_order_release);
   }
