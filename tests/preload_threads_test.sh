@@ -52,7 +52,7 @@ start_server() {
   env ${1:+LD_PRELOAD=$1} "$bin/thread_echo_server" 0 >"$tmp/server.out" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
-    port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/server.out")
+    port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/server.out" 2>/dev/null || true)
     [[ -n $port ]] && return 0
     sleep 0.05
   done

@@ -21,7 +21,7 @@ start_server() {
     server_pid=$!
     pids+=("$server_pid")
     for _ in $(seq 100); do
-      line=$(head -n 1 "$work/$name.out")
+      line=$(head -n 1 "$work/$name.out" 2>/dev/null || true) # not yet opened by the job: try again
       [[ -n $line ]] || ! kill -0 "$server_pid" 2>/dev/null && break
       sleep 0.1
     done

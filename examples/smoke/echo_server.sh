@@ -15,7 +15,7 @@ start_server() {
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 100); do
-    line=$(head -n 1 "$work/$name.out")
+    line=$(head -n 1 "$work/$name.out" 2>/dev/null || true) # not yet opened by the job: try again
     [[ -n $line ]] && break
     kill -0 "$server_pid" 2>/dev/null || fail "$name exited at start"
     sleep 0.1

@@ -54,7 +54,7 @@ start_server() {
   pids+=("$server_pid")
   servers+=("$server_pid")
   for _ in $(seq 100); do
-    port=$(head -n 1 "$server_log" | sed -n 's/^listening on port \([0-9][0-9]*\)$/\1/p')
+    port=$(head -n 1 "$server_log" 2>/dev/null | sed -n 's/^listening on port \([0-9][0-9]*\)$/\1/p' || true)
     [[ -z $port ]] || return 0
     kill -0 "$server_pid" 2>/dev/null || fail "http_server $* exited: $(cat "$server_log")"
     sleep 0.05

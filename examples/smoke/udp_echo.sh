@@ -20,7 +20,7 @@ server_pid=$!
 pids+=("$server_pid")
 line=
 for _ in $(seq 100); do
-  line=$(head -n 1 "$work/server.out")
+  line=$(head -n 1 "$work/server.out" 2>/dev/null || true) # not yet opened by the job: try again
   [[ -n $line ]] && break
   kill -0 "$server_pid" 2>/dev/null || fail "the server exited at start"
   sleep 0.1

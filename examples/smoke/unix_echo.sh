@@ -16,7 +16,7 @@ start_server() {
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 100); do
-    line=$(head -n 1 "$work/$1.out")
+    line=$(head -n 1 "$work/$1.out" 2>/dev/null || true) # not yet opened by the job: try again
     [[ -n $line ]] && break
     kill -0 "$server_pid" 2>/dev/null || fail "$1 exited at start"
     sleep 0.1

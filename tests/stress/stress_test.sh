@@ -80,7 +80,7 @@ start_c1m() {
     c1m_pid=$!
     pids+=("$c1m_pid")
     for _ in $(seq 100); do
-      line=$(head -n 1 "$work/c1m.out")
+      line=$(head -n 1 "$work/c1m.out" 2>/dev/null || true) # not yet opened by the job: try again
       [[ -n $line ]] || ! kill -0 "$c1m_pid" 2>/dev/null && break
       sleep 0.1
     done
