@@ -22,9 +22,10 @@
 #   coil-run / coil    >= 0.9 msgs/s at 1000 connections
 #
 # BUILD_DIR is a configured coil build (default: build-release/). Environment: RUN_CONNECTIONS
-# ("1000 10000"), RUN_RUNS (3), RUN_SECONDS (5), RUN_WARMUP (1). Exits 0 whether or not the
-# targets are met, 1 if a run fails (a wrong echo, a server that dies), 2 if a prerequisite is
-# missing.
+# ("1000 10000"), RUN_RUNS (3), RUN_SECONDS (5), RUN_WARMUP (1); BENCH_RESULTS=FILE also appends
+# the medians and the verdicts to FILE as JSON lines (tools/bench/lib/bench_results.py). Exits 0
+# whether or not the targets are met, 1 if a run fails (a wrong echo, a server that dies), 2 if a
+# prerequisite is missing.
 set -euo pipefail
 
 BENCH_NAME=coil_run_echo
@@ -99,9 +100,11 @@ for n in $connections; do
   for who in "${contestants[@]}"; do bench_stop "${pid[$who]}"; done
 done
 
-python3 - "$results" <<'PY'
+bench_python - "$results" <<'PY'
 import statistics
 import sys
+
+import bench_results
 
 rows = {}
 for line in open(sys.argv[1]):
@@ -125,14 +128,23 @@ for n in counts:
         print(f"  {n:>6} {who:<9} {rate:>9.0f} {med(who, n, 'p99_us'):>8.0f} {cpu:>8.1f} "
               f"{1e4 * cpu / rate:>10.2f} {rss / 1024:>8.1f} {(rss - idle) / n:>8.1f} "
               f"{med(who, n, 'kernel_kb') / 1024:>8.1f} {med(who, n, 'threads'):>7.0f}")
+        bench_results.emit("coil_run", server=who, connections=n, runs=len(rows[(who, n)]),
+                           msgs_per_sec=rate, p50_us=med(who, n, "p50_us"),
+                           p90_us=med(who, n, "p90_us"), p99_us=med(who, n, "p99_us"),
+                           server_cpu_pct=cpu, us_per_msg=round(1e4 * cpu / rate, 3),
+                           rss_kb=rss, kb_per_conn=round((rss - idle) / n, 2),
+                           kernel_kb=med(who, n, "kernel_kb"),
+                           kernel_kb_per_conn=round(max(med(who, n, "kernel_kb"), 0) / n, 2),
+                           threads=med(who, n, "threads"))
 
 print("\nratios of the medians; targets:")
 met = total = 0
-def report(text, value, target, at_least):
+def report(name, text, value, target, at_least):
     global met, total
     ok = value >= target if at_least else value <= target
     total += 1
     met += ok
+    bench_results.emit_target("coil_run", name, text, value, ">=" if at_least else "<=", target)
     print(f"  {text}: {value:.2f}   target {'>=' if at_least else '<='} {target}: "
           f"{'PASS' if ok else 'MISS'}")
 def mem_total(n, who):
@@ -144,12 +156,12 @@ for n in counts:
           f"coil-run / native RSS {med('coil-run', n, 'rss_kb') / med('native', n, 'rss_kb'):.2f}, "
           f"RSS + kernel {mem_total(n, 'coil-run') / mem_total(n, 'native'):.2f}")
 if 1000 in counts:
-    report("coil-run / native msgs/s at 1000", med("coil-run", 1000, "msgs_per_sec") /
-           med("native", 1000, "msgs_per_sec"), 1.3, True)
-    report("coil-run / coil msgs/s at 1000", med("coil-run", 1000, "msgs_per_sec") /
-           med("coil", 1000, "msgs_per_sec"), 0.9, True)
+    report("coil-run/native@1000", "coil-run / native msgs/s at 1000",
+           med("coil-run", 1000, "msgs_per_sec") / med("native", 1000, "msgs_per_sec"), 1.3, True)
+    report("coil-run/coil@1000", "coil-run / coil msgs/s at 1000",
+           med("coil-run", 1000, "msgs_per_sec") / med("coil", 1000, "msgs_per_sec"), 0.9, True)
 if 10000 in counts:
-    report("coil-run / native RSS at 10000", med("coil-run", 10000, "rss_kb") /
-           med("native", 10000, "rss_kb"), 0.2, False)
+    report("coil-run/native-rss@10000", "coil-run / native RSS at 10000",
+           med("coil-run", 10000, "rss_kb") / med("native", 10000, "rss_kb"), 0.2, False)
 print(f"\n  targets met: {met}/{total}")
 PY

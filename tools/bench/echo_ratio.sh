@@ -19,7 +19,8 @@
 # ECHO_RUNS (3), ECHO_SECONDS (5), ECHO_WARMUP (1), ECHO_ENGINE (uring, the default: the load
 # generator's io_uring engine, which falls back to epoll by itself where io_uring is unavailable;
 # or epoll), ECHO_TIME_LIMIT (280: seconds the script may take; a run is repeated only while the
-# runs still to do fit in it, at warm-up + duration + 2 s each). Exits 0
+# runs still to do fit in it, at warm-up + duration + 2 s each). BENCH_RESULTS=FILE also appends
+# the medians and the verdicts to FILE as JSON lines (tools/bench/lib/bench_results.py). Exits 0
 # whether or not the targets are met, 1 if a run fails (a wrong echo, a server that dies), 2 if a
 # prerequisite is missing.
 set -euo pipefail
@@ -92,9 +93,11 @@ for n in $connections; do
   done
 done
 
-python3 - "$results" <<'PY'
+bench_python - "$results" <<'PY'
 import statistics
 import sys
+
+import bench_results
 
 rows, engines = {}, set()
 for line in open(sys.argv[1]):
@@ -124,6 +127,12 @@ for n in counts:
         print(f"  {n:>6} {who:<8} {rate:>9.0f} {med(who, n, 'p50_us'):>9.0f} "
               f"{med(who, n, 'p99_us'):>9.0f} {cpu:>8.1f} {us_per_msg:>10.2f} "
               f"{med(who, n, 'cpu_pct'):>9.1f} {wait:>6.1f}")
+        bench_results.emit("echo", server=who, connections=n, runs=len(rows[(who, n)]),
+                           msgs_per_sec=rate, p50_us=med(who, n, "p50_us"),
+                           p90_us=med(who, n, "p90_us"), p99_us=med(who, n, "p99_us"),
+                           server_cpu_pct=cpu, us_per_msg=round(us_per_msg, 3),
+                           load_cpu_pct=med(who, n, "cpu_pct"), wait_pct=wait,
+                           engine="/".join(sorted(engines)))
         if wait >= 5:
             warnings.append(f"{who} at {n}: a process waited {wait:.0f}% of a run for its CPU "
                             "(another process shared it): rerun on a quiet machine")
@@ -148,6 +157,9 @@ for n in counts:
             total += 1
             met += ratio >= target
             text += f"   target >= {target}: {'PASS' if ratio >= target else 'MISS'}"
+            bench_results.emit_target("echo", f"coil/{peer}@1000",
+                                      f"coil / {peer} msgs/s at 1000 connections", ratio, ">=",
+                                      target)
         print(text)
 print(f"\n  targets met: {met}/{total}")
 for w in warnings:

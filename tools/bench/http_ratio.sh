@@ -25,8 +25,10 @@
 # BUILD_DIR is as for echo_ratio.sh. Environment: HTTP_RUNS (3), HTTP_SECONDS (5),
 # HTTP_CONNECTIONS (100), HTTP_PIPELINE (16: the depth of the pipelined run; 0 skips it),
 # HTTP_TIME_LIMIT (240: seconds the script may take; a run is repeated
-# only while the runs still to do fit in it, at duration + 2 s each). Exits 0 whether or not the targets are met, 1 if a run fails (a wrong
-# body, errors reported by wrk, a server that dies), 2 if a prerequisite is missing.
+# only while the runs still to do fit in it, at duration + 2 s each). BENCH_RESULTS=FILE also
+# appends the medians and the verdicts to FILE as JSON lines (tools/bench/lib/bench_results.py).
+# Exits 0 whether or not the targets are met, 1 if a run fails (a wrong body, errors reported by
+# wrk, a server that dies), 2 if a prerequisite is missing.
 set -euo pipefail
 
 BENCH_NAME=http_ratio
@@ -183,7 +185,7 @@ def children_cpu(path):
 
 unit = {"us": 1.0, "ms": 1e3, "s": 1e6}
 rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", text, re.M))
+lat = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", text, re.M))
 def us(v):
     m = re.match(r"([\d.]+)(\w+)", v)
     return float(m.group(1)) * unit[m.group(2)]
@@ -202,7 +204,7 @@ wrk_cpu = children_cpu(times1) - children_cpu(times0)
 # CPU time on the two pinned CPUs that neither the server nor wrk used: other processes'.
 others = max(int(busy0) / tick - server_cpu, int(busy1) / tick - wrk_cpu, 0)
 print(f"{who} {url} rps={float(rps.group(1)):.0f} p50_us={us(lat['50']):.0f} "
-      f"p99_us={us(lat['99']):.0f} errors={errors} "
+      f"p90_us={us(lat['90']):.0f} p99_us={us(lat['99']):.0f} errors={errors} "
       f"server_cpu_pct={100 * server_cpu / secs:.1f} "
       f"server_wait_pct={100 * int(wait_ns) / 1e9 / secs:.1f} "
       f"wrk_cpu_pct={100 * wrk_cpu / secs:.1f} others_pct={100 * others / secs:.1f}")
@@ -240,9 +242,11 @@ for ((run = 1; run <= runs; run++)); do
   done
 done
 
-python3 - "$results" <<'PY'
+bench_python - "$results" <<'PY'
 import statistics
 import sys
+
+import bench_results
 
 rows = {}
 for line in open(sys.argv[1]):
@@ -265,6 +269,11 @@ for url in urls:
         print(f"  {url:<13} {who:<6} {rps:>10.0f} {med(who, url, 'p50_us'):>8.0f} "
               f"{med(who, url, 'p99_us'):>8.0f} {cpu:>8.1f} {1e4 * cpu / rps:>10.2f} "
               f"{med(who, url, 'wrk_cpu_pct'):>8.1f} {others:>7.1f}")
+        bench_results.emit("http", server=who, url=url, runs=len(rows[(who, url)]), rps=rps,
+                           p50_us=med(who, url, "p50_us"), p90_us=med(who, url, "p90_us"),
+                           p99_us=med(who, url, "p99_us"), server_cpu_pct=cpu,
+                           us_per_req=round(1e4 * cpu / rps, 3),
+                           wrk_cpu_pct=med(who, url, "wrk_cpu_pct"), others_pct=others)
         if others > 5:
             warnings.append(f"{who} {url}: other processes took up to {others:.0f}% of CPU 0 "
                             "or 1 during a run: rerun on a quiet machine")
@@ -280,6 +289,8 @@ for url, target in targets:
     ratio = coil / nginx
     cpu_ratio = (med("nginx", url, "server_cpu_pct") / nginx) / (med("coil", url, "server_cpu_pct") / coil)
     met += ratio >= target
+    bench_results.emit_target("http", f"coil/nginx{url}", f"coil / nginx requests/s on {url}",
+                              ratio, ">=", target)
     print(f"  coil / nginx on {url:<13} {coil:.0f} / {nginx:.0f} = {ratio:.2f}   "
           f"(CPU per request, nginx / coil: {cpu_ratio:.2f})   target >= {target}: "
           f"{'PASS' if ratio >= target else 'MISS'}")

@@ -6,10 +6,11 @@
 COIL_BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config libboost-context-dev libboost-dev
   libcli11-dev libhttp-parser-dev)
 # COIL_TEST_PACKAGES add what the tests, benchmarks and checking scripts use.
+# gnuplot-nox draws the plots of docs/benchmarks.md (tools/bench/report.py, tested by ctest).
 COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang gdb
-  strace curl python3 nginx-light)
+  strace curl python3 nginx-light gnuplot-nox)
 # COIL_BENCH_PACKAGES add the peers the whole-system benchmarks (tools/bench/*.sh) run against.
-COIL_BENCH_PACKAGES=("${COIL_TEST_PACKAGES[@]}" wrk nginx-light golang-go gnuplot-nox)
+COIL_BENCH_PACKAGES=("${COIL_TEST_PACKAGES[@]}" wrk nginx-light golang-go)
 
 # coil_ensure_packages PACKAGE... installs, with apt-get, those of PACKAGE that dpkg does not
 # report as installed. It runs apt-get update once, and only when something is missing, and uses

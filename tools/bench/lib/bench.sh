@@ -1,7 +1,9 @@
 # shellcheck shell=bash disable=SC2034  # BENCH_* globals are read by the scripts sourcing this
-# bench.sh: what the whole-system benchmark scripts (echo_ratio.sh, echo_syscalls.sh,
-# http_ratio.sh) share: their build directory, the peers and the load generator they compile,
-# and starting, pinning and stopping the processes they run. Sourced; not a program of its own.
+# bench.sh: what the benchmark scripts in tools/bench/ share: their build directory, the peers
+# and the load generator they compile, starting, pinning and stopping the processes they run, and
+# the machine-readable results (BENCH_RESULTS=FILE: bench_python runs their summaries with
+# lib/bench_results.py importable, which appends their medians to FILE as JSON lines). Sourced;
+# not a program of its own.
 #
 # Every process a script starts goes through bench_spawn, which records its PID; an EXIT trap
 # stops exactly those PIDs (TERM, then KILL after 5 s). Nothing is ever stopped by name.
@@ -189,23 +191,58 @@ bench_compile() {
 }
 
 # bench_build_peers builds the load generator and the reactor into BENCH_BUILD/bench-peers, and
-# the Go peer when go is installed (BENCH_GO is then its path, else empty). No network: the Go
-# peer uses the standard library only.
+# the Go echo peer when go is installed (BENCH_GO is then its path, else empty).
 bench_build_peers() {
   local dir=$BENCH_BUILD/bench-peers
   bench_require "${CC:-cc}" "${CXX:-c++}"
   bench_compile "$dir/echo_reactor" "$BENCH_DIR/peers/echo_reactor.c" "${CC:-cc}" -std=gnu11
   bench_compile "$dir/echo_load" "$BENCH_DIR/load/echo_load.cpp" "${CXX:-c++}" -std=c++20
   BENCH_GO=
-  if command -v go >/dev/null 2>&1; then
-    local src=$BENCH_DIR/peers/echo_go
-    if [[ ! -x $dir/echo_go || $src/main.go -nt $dir/echo_go ]]; then
-      (cd "$src" && env GOCACHE="$dir/go-cache" GOPATH="$dir/go-path" GOFLAGS= GOPROXY=off \
-        GOTOOLCHAIN=local CGO_ENABLED=0 go build -o "$dir/echo_go" .) ||
-        bench_die "go build of $src failed"
-    fi
-    BENCH_GO=$dir/echo_go
+  if command -v go >/dev/null 2>&1; then BENCH_GO=$(bench_go_build echo_go); fi
+}
+
+# bench_go_build NAME builds the Go peer tools/bench/peers/NAME into BENCH_BUILD/bench-peers/NAME
+# (unless it is newer than its main.go) and prints its path. Needs go; no network: the peers use
+# the standard library only.
+bench_go_build() {
+  local dir=$BENCH_BUILD/bench-peers src=$BENCH_DIR/peers/$1
+  if [[ ! -x $dir/$1 || $src/main.go -nt $dir/$1 ]]; then
+    (cd "$src" && env GOCACHE="$dir/go-cache" GOPATH="$dir/go-path" GOFLAGS= GOPROXY=off \
+      GOTOOLCHAIN=local CGO_ENABLED=0 go build -o "$dir/$1" .) >&2 ||
+      bench_die "go build of $src failed"
   fi
+  echo "$dir/$1"
+}
+
+# bench_python ARG... runs python3 ARG... with tools/bench/lib on its module path, so that the
+# scripts' summaries can `import bench_results` (and append to $BENCH_RESULTS when it is set).
+bench_python() {
+  PYTHONPATH=$BENCH_DIR/lib${PYTHONPATH:+:$PYTHONPATH} python3 "$@"
+}
+
+# bench_free_port_range COUNT prints FIRST-LAST, COUNT consecutive ports between 20000 and 32000
+# (below the usual ephemeral range) on which no TCP socket listened a moment ago: a server that
+# binds with SO_REUSEPORT would otherwise share its connections with another one on those ports.
+bench_free_port_range() {
+  python3 - "$1" <<'PY'
+import random
+import sys
+
+count = int(sys.argv[1])
+listening = set()
+for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        rows = [r.split() for r in open(path).read().splitlines()[1:]]
+    except OSError:
+        continue
+    listening |= {int(r[1].rsplit(":", 1)[1], 16) for r in rows if r[3] == "0A"}
+for _ in range(100):
+    first = random.randrange(20000, 32000 - count)
+    if not listening & set(range(first, first + count)):
+        print(f"{first}-{first + count - 1}")
+        sys.exit(0)
+sys.exit("no free range of %d ports in 20000-32000" % count)
+PY
 }
 
 # bench_check_quiet warns when the 1-minute load average says other work shares the CPUs.

@@ -6,7 +6,7 @@
 // measured duration, the echoes that complete and how long each took from its send to the receive
 // that completed it, then prints one line:
 //
-//   connections=N msgs=M seconds=S msgs_per_sec=R p50_us=A p99_us=B errors=0 cpu_pct=C
+//   connections=N msgs=M seconds=S msgs_per_sec=R p50_us=A p90_us=L p99_us=B errors=0 cpu_pct=C
 //   wait_pct=W [server_cpu_pct=D server_wait_pct=V] engine=uring|epoll
 //
 // cpu_pct is this program's CPU use over the window and wait_pct its time runnable but waiting
@@ -489,12 +489,12 @@ void Load::report(std::int64_t start, std::int64_t end, const Sched& self0, cons
                      latencies_.end());
     return latencies_[k] / 1e3;
   };
-  double p50 = percentile(0.50), p99 = percentile(0.99);
+  double p50 = percentile(0.50), p90 = percentile(0.90), p99 = percentile(0.99);
   std::printf(
-      "connections=%d msgs=%llu seconds=%.3f msgs_per_sec=%.0f p50_us=%.1f p99_us=%.1f "
-      "errors=0 cpu_pct=%.1f wait_pct=%.1f",
+      "connections=%d msgs=%llu seconds=%.3f msgs_per_sec=%.0f p50_us=%.1f p90_us=%.1f "
+      "p99_us=%.1f errors=0 cpu_pct=%.1f wait_pct=%.1f",
       opts_.connections, static_cast<unsigned long long>(msgs_), seconds,
-      static_cast<double>(msgs_) / seconds, p50, p99, 100 * (self.cpu - self0.cpu) / seconds,
+      static_cast<double>(msgs_) / seconds, p50, p90, p99, 100 * (self.cpu - self0.cpu) / seconds,
       100 * (self.wait - self0.wait) / seconds);
   if (opts_.server_pid > 0) {
     Sched server = sched_of(std::to_string(opts_.server_pid));

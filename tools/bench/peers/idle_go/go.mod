@@ -1,0 +1,3 @@
+module coil/idle_go
+
+go 1.19
