@@ -30,6 +30,9 @@ using Context = coil_context;
 
 #else
 
+// tools/coil-gdb.py tells the backends apart by Context's fields (fctx here,
+// coil_context's rsp there) and reads the registers fctx points at in the
+// layout of Boost 1.74's x86-64 jump_fcontext.
 struct Context {
   boost::context::detail::fcontext_t fctx = nullptr;
   EntryFn entry = nullptr;

@@ -41,6 +41,9 @@ using AllHook = boost::intrusive::list_member_hook<>;
 // and the scheduler. The flags are bits, and the stack's guard mode has a
 // copy among them (canary), to make that fit. Left unaligned, in
 // declaration order, these fields were spread over five lines.
+//
+// coil-gdb (tools/coil-gdb.py) reads context, state, started, scheduler,
+// stack.lo, all_hook, sleep_hook, deadline, id and name by name.
 class alignas(64) Coroutine {
  public:
   static constexpr std::size_t kNameSize = 32;

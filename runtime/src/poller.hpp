@@ -110,6 +110,8 @@ class Poller {
   void wake_slot(WaitNode*& slot, std::uint8_t hit) noexcept;
   int wait(epoll_event* events, int max, const timespec* timeout, const sigset_t* mask);
 
+  // coil-gdb reads fds_ and tree_ (and WaitNode's fd, interest and co,
+  // FdEntry's reader and writer) by name to show what coroutines wait on.
   int epfd_ = -1;
   int notify_fd_ = -1;
   std::atomic<bool> notified_{false};

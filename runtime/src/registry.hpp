@@ -1,6 +1,7 @@
 // The process's list of schedulers: what coil::process_stats() adds up and
 // what tools/coil-gdb.py walks to list coroutines (keep the names it reads:
-// scheduler_registry.head, SchedulerImpl::registry_next).
+// scheduler_registry.head, SchedulerImpl::registry_next; the members it reads
+// beyond are marked "coil-gdb" where they are declared).
 #pragma once
 
 #include <cstdint>

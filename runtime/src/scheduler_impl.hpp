@@ -178,6 +178,7 @@ class SchedulerImpl {
   void unwind_all() noexcept;
   void abandon_all_but(Coroutine* keep) noexcept;
 
+  // coil-gdb reads clock_, running_, all_ and poller_ (and run_tid) by name.
   const Clock* clock_;
   std::size_t default_stack_size_;
   Context main_{};
