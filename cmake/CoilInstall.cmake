@@ -93,3 +93,8 @@ configure_file(${PROJECT_SOURCE_DIR}/cmake/coil.pc.in ${PROJECT_BINARY_DIR}/coil
 install(FILES ${PROJECT_BINARY_DIR}/coil.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
   COMPONENT coil_development)
+
+# The gdb extension (info coroutines, coroutine bt): `source <prefix>/share/coil/coil-gdb.py`.
+install(FILES ${PROJECT_SOURCE_DIR}/tools/coil-gdb.py
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/coil
+  COMPONENT coil_development)

@@ -34,6 +34,7 @@ prefix=$work/prefix
 echo "check_install: installing $build_dir into $prefix"
 run_logged "$work/install.log" cmake --install "$build_dir" --prefix "$prefix" ||
   fail "cmake --install $build_dir --prefix $prefix"
+[[ -f $prefix/share/coil/coil-gdb.py ]] || fail "the gdb extension is not installed in share/coil"
 
 # 1. CMake: find_package(coil) with the prefix on CMAKE_PREFIX_PATH, same compiler as coil.
 cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
