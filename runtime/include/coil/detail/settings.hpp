@@ -22,9 +22,12 @@ inline bool parse_bool_setting(std::string_view value, bool* out) noexcept {
     }
     return true;
   };
-  for (std::string_view word : {"1", "yes", "true", "on", "0", "no", "false", "off"}) {
+  for (std::string_view word : {"1", "yes", "true", "on"}) {
+    if (is(word)) return *out = true;
+  }
+  for (std::string_view word : {"0", "no", "false", "off"}) {
     if (is(word)) {
-      *out = word == "1" || word == "yes" || word == "true" || word == "on";
+      *out = false;
       return true;
     }
   }
