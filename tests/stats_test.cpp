@@ -1,10 +1,12 @@
 // Runtime statistics: per scheduler, added up over the process
 // (coil/stats.hpp), and the syscalls that readiness tracking saves.
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "coil/runtime.hpp"
@@ -83,12 +85,19 @@ std::uint64_t avoided_by_reads(int messages, std::size_t capacity) {
       .spawn([=] {
         int sv[2];
         ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        // The reader says which read it is in before making it; between that
+        // and the read it cannot give up the CPU, so once the writer runs
+        // again the reader is parked in that read.
+        auto reading = std::make_shared<int>(-1);
         auto reader = spawn([=] {
           char buf[64];
-          for (int i = 0; i < messages; ++i) ASSERT_EQ(::read(sv[0], buf, capacity), 10);
+          for (int i = 0; i < messages; ++i) {
+            *reading = i;
+            ASSERT_EQ(::read(sv[0], buf, capacity), 10);
+          }
         });
         for (int i = 0; i < messages; ++i) {
-          sleep_for(1ms);  // the reader parks first
+          while (*reading != i) yield();
           ASSERT_EQ(::write(sv[1], "0123456789", 10), 10);
         }
         reader.join();
@@ -136,6 +145,35 @@ TEST(SchedulerStats, AShortWriteSavesTheNextWritesEagain) {
       .detach();
   sched.run();
   EXPECT_GT(sched.stats().syscalls_avoided, 0u);
+}
+
+// A fork() child keeps the schedulers it can still run (an idle one of the
+// forking thread) with their counts restarted, and drops those of threads it
+// does not have (a Runtime's worker). Exit status: 0 all right, else the
+// number of the failed check.
+TEST(ProcessStats, AForkChildKeepsOnlyTheSchedulersItCanRun) {
+  Scheduler idle;
+  idle.spawn([] {}).detach();
+  idle.run();
+  Runtime rt({.workers = 1});
+  ProcessStats before = process_stats();
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ProcessStats s = process_stats();
+    if (s.live_schedulers != 1 || s.schedulers != 1) ::_exit(1);
+    if (s.spawns != 0) ::_exit(2);
+    idle.spawn([] { yield(); }).detach();
+    idle.run();
+    if (process_stats().spawns != 1 || idle.stats().switches != 2) ::_exit(3);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: wrong schedulers kept; 2: counts not restarted; "
+                                       "3: the kept scheduler does not count";
+  EXPECT_GE(before.live_schedulers, 2u);
 }
 
 TEST(ProcessStats, FormatNamesEveryCounter) {

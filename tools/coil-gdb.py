@@ -48,6 +48,7 @@ _INTEREST_WRITE = 2  # coil::detail::kWritable
 # rbp 0x30, and the return address at 0x38 pushed by the call; the stack
 # pointer after the switch returns is fctx + 0x40.
 _FCONTEXT_PROLOGUE = bytes.fromhex("488d6424c8")
+_ENDBR64 = bytes.fromhex("f30f1efa")  # CET builds start with it
 _FCONTEXT_SLOTS = {"r12": 0x08, "r13": 0x10, "r14": 0x18, "r15": 0x20,
                    "rbx": 0x28, "rbp": 0x30, "rip": 0x38}
 _FCONTEXT_SIZE = 0x40
@@ -155,14 +156,15 @@ def tree_nodes(container):
     offsets = [field_offset(header.type, n) for n in ("parent_", "left_", "right_")]
     parent_off, left_off, right_off = offsets
     root = read_u64(as_int(header.address) + parent_off) & ~7  # compact nodes keep the colour here
-    pending, node, seen = [], root, 0
-    while (pending or node) and seen < _COUNTER_LIMIT:
+    pending, node, steps = [], root, 0
+    # Every push and every pop counts: a damaged image may link the nodes in a cycle.
+    while (pending or node) and steps < 2 * _COUNTER_LIMIT:
+        steps += 1
         if node:
             pending.append(node)
             node = read_u64(node + left_off)
             continue
         node = pending.pop()
-        seen += 1
         yield node
         node = read_u64(node + right_off)
 
@@ -331,8 +333,15 @@ def schedulers():
     threads = threads_by_lwp()
     found = []
     while head and len(found) < 65536:
-        found.append(Scheduler(gdb.Value(head).cast(impl.pointer()).dereference(), threads))
-        head = read_u64(head + next_offset)
+        try:
+            found.append(Scheduler(gdb.Value(head).cast(impl.pointer()).dereference(), threads))
+            head = read_u64(head + next_offset)
+        except (gdb.MemoryError, gdb.error, TypeError, ValueError) as e:
+            # A partial core, or a program stopped while it changed the registry: list what
+            # could be read, and say where the walk stopped.
+            print("coil-gdb: cannot read the scheduler at 0x%x (%s); the schedulers after it "
+                  "are not listed" % (head, e))
+            break
     return found
 
 
@@ -481,8 +490,11 @@ def check_fcontext_layout():
         return
     check_fcontext_layout.done = True
     address = value_or_none(lambda: as_int(gdb.parse_and_eval("&jump_fcontext")))
-    code = value_or_none(lambda: read_bytes(address, len(_FCONTEXT_PROLOGUE))) if address else None
-    if code != _FCONTEXT_PROLOGUE:
+    size = len(_ENDBR64) + len(_FCONTEXT_PROLOGUE)
+    code = value_or_none(lambda: read_bytes(address, size)) if address else None
+    if code and code.startswith(_ENDBR64):  # a Boost built with CET starts with endbr64
+        code = code[len(_ENDBR64):]
+    if code is None or not code.startswith(_FCONTEXT_PROLOGUE):
         print("coil-gdb: warning: jump_fcontext is not Boost 1.74's x86-64 one (%s); the "
               "saved registers may be misread" % (code.hex() if code else "not found"))
 
@@ -555,6 +567,9 @@ def check_suspended(co):
                         % (co.id, thread.num, thread.num))
     if not co.started:
         raise CoilError("coil-gdb: coroutine %d has not started yet: it has no frames" % co.id)
+    if co.state in ("done", "lost"):
+        raise CoilError("coil-gdb: coroutine %d is %s: its saved registers are stale and its "
+                        "stack may be another's by now" % (co.id, co.state))
 
 
 # -------------------------------------------------------------- backtrace

@@ -29,9 +29,10 @@ extern SchedulerRegistry scheduler_registry;
 void register_scheduler(SchedulerImpl* s);
 // retire_scheduler() removes s, keeping its counters in the totals.
 void retire_scheduler(SchedulerImpl* s) noexcept;
-// registry_after_fork() runs in a fork()ed child, whose only scheduler is
-// the forking thread's (survivor, or none): the others belong to threads
-// the child does not have. Counting restarts at the fork.
+// registry_after_fork() runs in a fork()ed child. It keeps survivor (the
+// forking thread's running scheduler, or none) and the schedulers no thread
+// was running, and drops those other threads were running: the child does
+// not have those threads. Counting restarts at the fork.
 void registry_after_fork(SchedulerImpl* survivor) noexcept;
 
 }  // namespace coil::detail

@@ -127,6 +127,7 @@ class SchedulerImpl {
   // kernel thread id, 0 when none): for process_stats() and debuggers.
   SchedulerImpl* registry_next = nullptr;
   SchedulerImpl* registry_prev = nullptr;
+  bool registered = false;  // in the registry's list
   int run_tid = 0;
 
   // LiveCount counts the live coroutines of all the schedulers of a Runtime

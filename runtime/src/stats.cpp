@@ -16,6 +16,7 @@
 #include "coil/stats.hpp"
 #include "registry.hpp"
 #include "scheduler_impl.hpp"
+#include "sys.hpp"
 
 namespace coil::detail {
 
@@ -46,12 +47,13 @@ struct StatsOutput {
   struct stat st {};
 
   void open() noexcept {
-    fd = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-    if (fd >= 0 && ::fstat(fd, &st) != 0) fd = -1;
+    fd = sys::dup_cloexec(STDERR_FILENO, 3);
+    if (fd >= 0 && sys::fstat(fd, &st) != 0) fd = -1;
   }
   int current() const noexcept {
     struct stat now {};
-    if (fd >= 0 && ::fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+    if (fd >= 0 && sys::fstat(fd, &now) == 0 && now.st_dev == st.st_dev &&
+        now.st_ino == st.st_ino) {
       return fd;
     }
     return STDERR_FILENO;
@@ -69,7 +71,7 @@ void print_at_exit() noexcept {
   }
   int fd = stats_output.current();
   for (std::size_t done = 0; done < text.size();) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    ssize_t n = sys::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     done += static_cast<std::size_t>(n);
@@ -105,11 +107,13 @@ void register_scheduler(SchedulerImpl* s) {
   s->registry_next = r.head;
   if (r.head) r.head->registry_prev = s;
   r.head = s;
+  s->registered = true;
   ++r.created;
   r.lock.unlock();
 }
 
 void retire_scheduler(SchedulerImpl* s) noexcept {
+  if (!s->registered) return;  // a fork() child dropped it: its thread is not in the child
   SchedulerRegistry& r = scheduler_registry;
   SchedulerStats last = s->stats();
   last.live_coroutines = 0;  // unwound
@@ -118,6 +122,7 @@ void retire_scheduler(SchedulerImpl* s) noexcept {
   if (s->registry_prev) s->registry_prev->registry_next = s->registry_next;
   if (s->registry_next) s->registry_next->registry_prev = s->registry_prev;
   if (r.head == s) r.head = s->registry_next;
+  s->registered = false;
   add_to(&r.retired, last);
   r.lock.unlock();
 }
@@ -125,14 +130,28 @@ void retire_scheduler(SchedulerImpl* s) noexcept {
 void registry_after_fork(SchedulerImpl* survivor) noexcept {
   SchedulerRegistry& r = scheduler_registry;
   new (&r.lock) SpinLock;  // another thread may have held it at the fork
-  r.head = survivor;
-  r.created = survivor ? 1 : 0;
-  r.retired = SchedulerStats{};
-  if (survivor) {
-    survivor->registry_next = nullptr;
-    survivor->registry_prev = nullptr;
-    survivor->restart_stats();
+  if (survivor) survivor->run_tid = static_cast<int>(::gettid());
+  // Kept: the forking thread's running scheduler, and those no thread was
+  // running (one may be the forking thread's, to run later). Dropped: those
+  // other threads were running, which the child does not have.
+  SchedulerImpl* kept = nullptr;
+  SchedulerImpl* last = nullptr;
+  r.created = 0;
+  for (SchedulerImpl *s = r.head, *next; s; s = next) {
+    next = s->registry_next;
+    if (s != survivor && s->run_tid != 0) {
+      s->registered = false;
+      continue;
+    }
+    s->registry_prev = last;
+    s->registry_next = nullptr;
+    (last ? last->registry_next : kept) = s;
+    last = s;
+    s->restart_stats();
+    ++r.created;
   }
+  r.head = kept;
+  r.retired = SchedulerStats{};
 }
 
 }  // namespace coil::detail

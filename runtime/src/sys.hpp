@@ -1,10 +1,12 @@
 // Raw system calls for the runtime's own fds (the poller's eventfd and epoll
-// fd, stderr from a signal handler). They go straight to the kernel: coil's
-// hooks, which would otherwise see the runtime's own calls, never run, and no
-// other interposer can get in between either.
+// fd, stderr from a signal handler, COIL_STATS's copy of stderr). They go straight to the kernel:
+// coil's hooks, which would otherwise see the runtime's own calls, never run, and no other
+// interposer can get in between either.
 #pragma once
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +30,14 @@ inline int poll(pollfd* fds, nfds_t n, int timeout_ms) noexcept {
 
 inline int eventfd(unsigned initval, int flags) noexcept {
   return static_cast<int>(::syscall(SYS_eventfd2, initval, flags));
+}
+
+inline int dup_cloexec(int fd, int lowest) noexcept {
+  return static_cast<int>(::syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lowest));
+}
+
+inline int fstat(int fd, struct stat* st) noexcept {
+  return static_cast<int>(::syscall(SYS_fstat, fd, st));
 }
 
 }  // namespace coil::detail::sys
