@@ -7,7 +7,7 @@
 // With COIL_STATS=1 in the environment, coil prints format_stats() to stderr
 // when the process exits (through exit() or a return from main; not _exit()
 // or a fatal signal). COIL_STATS=0, or unset, prints nothing; another value
-// makes the first Scheduler's constructor throw std::invalid_argument.
+// makes every Scheduler's constructor throw std::invalid_argument.
 #pragma once
 
 #include <cstdint>
