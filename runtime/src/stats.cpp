@@ -1,10 +1,8 @@
 // The scheduler registry, process_stats() and COIL_STATS.
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <cstdio>
 #include <cstdlib>
 #include <new>
