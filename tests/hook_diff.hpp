@@ -22,7 +22,9 @@
 // coroutine of the same scheduler in the hooked run. In the hooked run a
 // ticker coroutine counts 1 ms sleeps; Ctx::expect_yielded() checks that it
 // kept running while a call waited, which proves the call parked the
-// coroutine instead of blocking the thread. Every run has a watchdog: a run
+// coroutine instead of blocking the thread. A third, "crowded" run keeps
+// another coroutine always ready beside the scenario, so that every send it
+// makes is batched (coil/detail/batch.hpp). Every run has a watchdog: a run
 // that hangs (a hook that blocks forever) ends the process with a message
 // naming the test instead of hanging ctest.
 #pragma once
@@ -385,6 +387,17 @@ class Ctx {
     stop_ticker_ = true;
     ticker_.detach();  // it ends within 1 ms; the scheduler's run() waits for it
   }
+  // Used by run_hooked() for the crowded run: a coroutine that is always ready, so that every
+  // send the scenario makes goes into the scheduler's batch (coil/detail/batch.hpp).
+  void start_crowd() {
+    coil::spawn(
+        [this] {
+          while (!stop_crowd_) coil::yield();
+        },
+        SpawnOptions{.name = "crowd"})
+        .detach();
+  }
+  void stop_crowd() { stop_crowd_ = true; }
 
  private:
   void add(std::string text, std::string detail = {}) {
@@ -400,6 +413,7 @@ class Ctx {
   JoinHandle<void> ticker_;
   long ticks_ = 0;
   bool stop_ticker_ = false;
+  bool stop_crowd_ = false;
 };
 
 using Scenario = std::function<void(Ctx&)>;
@@ -515,23 +529,33 @@ inline Outcome run_plain(const Scenario& scenario, RunOptions opts = {}) {
   return c.outcome();
 }
 
+// Crowd says whether run_hooked() keeps a coroutine ready beside the scenario's, which makes
+// the scheduler batch every send the scenario makes (its "crowded" run), or not.
+enum class Crowd : bool { kNo, kYes };
+
 // run_hooked() runs the scenario as a coroutine of a fresh scheduler (on a
-// fresh thread), with the ticker beside it, and checks that the scheduler
-// ends with no coroutine or stack left over.
-inline Outcome run_hooked(const Scenario& scenario, RunOptions opts = {}) {
+// fresh thread), with the ticker beside it (and the crowd, if asked), and
+// checks that the scheduler ends with no coroutine or stack left over.
+inline Outcome run_hooked(const Scenario& scenario, RunOptions opts = {},
+                          Crowd crowd = Crowd::kNo) {
   std::vector<int> before = open_fds();
   Ctx c(true);
+  const char* mode = crowd == Crowd::kYes ? "crowded" : "hooked";
   with_watchdog(
-      "hooked",
+      mode,
       [&] {
         {
-          Scheduler sched;
+          Scheduler sched({.io_uring = crowd == Crowd::kYes ? IoUring::kOn : IoUring::kFromEnv});
           auto main = sched.spawn(
               [&] {
                 c.start_ticker();
-                struct StopTicker {
+                if (crowd == Crowd::kYes) c.start_crowd();
+                struct Stop {
                   Ctx& c;
-                  ~StopTicker() { c.stop_ticker(); }
+                  ~Stop() {
+                    c.stop_ticker();
+                    c.stop_crowd();
+                  }
                 } stop{c};
                 try {
                   scenario(c);
@@ -544,13 +568,15 @@ inline Outcome run_hooked(const Scenario& scenario, RunOptions opts = {}) {
               SpawnOptions{.name = "scenario"});
           sched.run();
           main.join();
-          EXPECT_EQ(sched.stats().live_coroutines, 0u) << "the hooked run leaked coroutines";
-          EXPECT_EQ(sched.stats().stacks_in_use, 0u) << "the hooked run left stacks unreleased";
+          EXPECT_EQ(sched.stats().live_coroutines, 0u)
+              << "the " << mode << " run leaked coroutines";
+          EXPECT_EQ(sched.stats().stacks_in_use, 0u)
+              << "the " << mode << " run left stacks unreleased";
         }
         record_pending_sigpipe(c);
       },
       opts.limit, &c);
-  if (opts.check_fds) expect_no_fd_leak(before, "hooked");
+  if (opts.check_fds) expect_no_fd_leak(before, mode);
   return c.outcome();
 }
 
@@ -576,10 +602,12 @@ inline ::testing::AssertionResult same_outcome(const char*, const char*, const O
   return r;
 }
 
-// expect_same() runs the scenario both ways and expects equal outcomes.
+// expect_same() runs the scenario plainly, hooked, and hooked in a crowd, and expects equal
+// outcomes.
 inline void expect_same(const Scenario& scenario, RunOptions opts = {}) {
   Outcome plain = run_plain(scenario, opts);
   Outcome hooked = run_hooked(scenario, opts);
+  Outcome crowded = run_hooked(scenario, opts, Crowd::kYes);
   if (std::getenv("COIL_HOOK_DIFF_SHOW")) {  // to read what a scenario observes
     std::fprintf(stderr, "plain run's outcome:");
     for (const auto& line : plain.lines) std::fprintf(stderr, "\n    %s", line.shown().c_str());
@@ -587,6 +615,7 @@ inline void expect_same(const Scenario& scenario, RunOptions opts = {}) {
   }
   EXPECT_FALSE(plain.lines.empty()) << "the scenario recorded nothing";
   EXPECT_PRED_FORMAT2(same_outcome, plain, hooked);
+  EXPECT_PRED_FORMAT2(same_outcome, plain, crowded) << "(in the crowded run: sends batched)";
 }
 
 // ---- sockets: 127.0.0.0/8 and unix only ----

@@ -6,10 +6,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <climits>
+
 #include "file_io.hpp"
 #include "hot.hpp"
 #include "iov_cursor.hpp"
 #include "real.hpp"
+#include "send_batch.hpp"
 #include "transfer.hpp"
 
 extern "C" [[noreturn]] void __chk_fail(void);
@@ -107,9 +110,12 @@ ssize_t send_impl(int fd, const void* buf, std::size_t n, int flags, const socka
                   socklen_t len) {
   if (flags & MSG_DONTWAIT) return real::sendto(fd, buf, n, flags, addr, len);
   const char* p = static_cast<const char*>(buf);
-  return output(fd, n, [=](std::size_t done, int quiet) {
-    return real::sendto(fd, p + done, n - done, flags | quiet, addr, len);
-  });
+  return output(
+      fd, n,
+      [=](std::size_t done, int quiet) {
+        return real::sendto(fd, p + done, n - done, flags | quiet, addr, len);
+      },
+      NoFile{}, [=] { return addr ? detail::kNotBatched : send_batched(fd, buf, n, flags); });
 }
 
 }  // namespace
@@ -152,7 +158,8 @@ COIL_HOOK COIL_HOT ssize_t write(int fd, const void* buf, size_t n) {
       [=] {
         iovec v{const_cast<void*>(buf), n};
         return file_write(fd, &v, 1, kCurrentOffset);
-      });
+      },
+      [=] { return send_batched(fd, buf, n, 0); });
 }
 
 COIL_HOOK ssize_t writev(int fd, const iovec* iov, int count) {
@@ -160,7 +167,15 @@ COIL_HOOK ssize_t writev(int fd, const iovec* iov, int count) {
   return output(
       fd, total_of(iov, count),
       [&](std::size_t done, int quiet) { return writev_part(fd, rest.to(done), quiet); },
-      [=] { return file_write(fd, iov, count, kCurrentOffset); });
+      [=] { return file_write(fd, iov, count, kCurrentOffset); },
+      [=] {
+        // writev refuses more than IOV_MAX buffers with EINVAL, sendmsg with EMSGSIZE.
+        if (count < 0 || count > IOV_MAX) return coil::detail::kNotBatched;
+        msghdr m{};
+        m.msg_iov = const_cast<iovec*>(iov);
+        m.msg_iovlen = static_cast<std::size_t>(count);
+        return sendmsg_batched(fd, &m, 0);
+      });
 }
 
 COIL_HOOK ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset) {
@@ -206,18 +221,20 @@ COIL_HOOK ssize_t sendto(int fd, const void* buf, size_t n, int flags, const soc
 COIL_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   if (flags & MSG_DONTWAIT) return real::sendmsg(fd, msg, flags);
   Advancer rest{IovCursor(msg->msg_iov, static_cast<int>(msg->msg_iovlen))};
-  return output(fd, total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
-                [&](std::size_t done, int quiet) {
-                  if (!done) return real::sendmsg(fd, msg, flags | quiet);
-                  // The rest carries no ancillary data: that went with the first part.
-                  msghdr m = *msg;
-                  const IovCursor& r = rest.to(done);
-                  m.msg_iov = const_cast<iovec*>(r.data());
-                  m.msg_iovlen = static_cast<std::size_t>(r.count());
-                  m.msg_control = nullptr;
-                  m.msg_controllen = 0;
-                  return real::sendmsg(fd, &m, flags | quiet);
-                });
+  return output(
+      fd, total_of(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
+      [&](std::size_t done, int quiet) {
+        if (!done) return real::sendmsg(fd, msg, flags | quiet);
+        // The rest carries no ancillary data: that went with the first part.
+        msghdr m = *msg;
+        const IovCursor& r = rest.to(done);
+        m.msg_iov = const_cast<iovec*>(r.data());
+        m.msg_iovlen = static_cast<std::size_t>(r.count());
+        m.msg_control = nullptr;
+        m.msg_controllen = 0;
+        return real::sendmsg(fd, &m, flags | quiet);
+      },
+      NoFile{}, [=] { return sendmsg_batched(fd, msg, flags); });
 }
 
 COIL_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t n) {

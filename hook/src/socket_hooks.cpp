@@ -1,5 +1,6 @@
-// Hooked socket set-up calls: socket, socketpair, accept, accept4, connect
-// and setsockopt's timeouts. Sockets made in coroutines are non-blocking in
+// Hooked socket set-up calls: socket, socketpair, accept, accept4, connect,
+// setsockopt's timeouts, and shutdown (which makes the scheduler's batch of
+// sends first, send_batch.hpp). Sockets made in coroutines are non-blocking in
 // the kernel from birth (SOCK_NONBLOCK, no extra fcntl); the user's own
 // SOCK_NONBLOCK is remembered apart.
 //
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "coil/detail/batch.hpp"
 #include "io.hpp"
 #include "real.hpp"
 
@@ -168,6 +170,12 @@ COIL_HOOK int setsockopt(int fd, int level, int name, const void* value, socklen
     recv ? f->set_recv_timeout(ns) : f->set_send_timeout(ns);
   }
   return rc;
+}
+
+// A send queued in this thread's batch was made before the shutdown: it goes first.
+COIL_HOOK int shutdown(int fd, int how) noexcept {
+  if (in_coroutine()) coil::detail::flush_batch();
+  return real::shutdown(fd, how);
 }
 
 // Linked in with every scheduler (link_all.cpp).

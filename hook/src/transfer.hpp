@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "coil/detail/batch.hpp"
 #include "coil/detail/fd_wait.hpp"
 #include "io.hpp"
 
@@ -124,12 +125,30 @@ inline int quiet_try(FdState s, std::size_t done) noexcept {
   return s.kind == FdKind::kStream && (done > 0 || s.unix_conn) ? MSG_NOSIGNAL : 0;
 }
 
+// NoBatch says a write-like call has no batched form.
+struct NoBatch {};
+
+// first_try() is output()'s first try inside a coroutine: batched() (the call made in the
+// scheduler's batch, send_batch.hpp) on a stream socket when it is made, else call(0, 0).
+template <class Call, class Batched>
+ssize_t first_try(FdState s, Call& call, Batched& batched) {
+  if constexpr (!std::is_same_v<std::decay_t<Batched>, NoBatch>) {
+    if (s.kind == FdKind::kStream) {
+      long n = batched();
+      if (n != detail::kNotBatched) return n;
+    }
+  }
+  return call(std::size_t{0}, 0);
+}
+
 // output() is a write-like call of `total` bytes; call(done, quiet) writes
 // what is left after the first `done` bytes, with `quiet` (0 or
 // MSG_NOSIGNAL, only on sockets; see quiet_try()) added to its flags. On a
-// regular file in a coroutine it runs file() instead.
-template <class Call, class File = NoFile>
-ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
+// regular file in a coroutine it runs file() instead. batched(), if given,
+// is the first try made in the scheduler's batch (see first_try()).
+template <class Call, class File = NoFile, class Batched = NoBatch>
+ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{},
+               Batched&& batched = NoBatch{}) {
   FdContext* c;
   std::size_t done = 0;
   if (!in_coroutine()) {
@@ -154,7 +173,7 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{}) {
     // small write into its last, partly filled packet long before epoll
     // reports the socket writable again, and the kernel's blocking send
     // returns at once there.
-    ssize_t n = call(done, 0);
+    ssize_t n = first_try(c->state(), call, batched);
     if (n < 0 && errno != EAGAIN) return n;
     if (n >= 0 &&
         (static_cast<std::size_t>(n) >= total || n == 0 || !c->state().drains_on_short_read())) {

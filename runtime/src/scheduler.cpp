@@ -44,7 +44,9 @@ SchedulerImpl* SchedulerImpl::current() noexcept { return tls_scheduler; }
 
 SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
     : clock_(opts.clock ? opts.clock : &SteadyClock::instance()),
-      default_stack_size_(opts.stack_size ? opts.stack_size : kDefaultStackSize) {
+      default_stack_size_(opts.stack_size ? opts.stack_size : kDefaultStackSize),
+      batching_(opts.io_uring == IoUring::kFromEnv ? uring_wanted()
+                                                   : opts.io_uring == IoUring::kOn) {
   GuardMode ignored;
   (void)guard_mode_from_env(&ignored);  // reject a malformed COIL_STACK_GUARD early
   install_overflow_guard();
@@ -464,6 +466,8 @@ class SchedulerImpl::RunScope {
 COIL_HOT bool SchedulerImpl::step(bool may_block) {
   if (posts_pending()) run_posted();
   run_ready_batch();
+  // The calls the batch queued are made before anything else: their callers are ready again.
+  flush_batch();
   // Deadlines that passed while coroutines ran (or a manual clock that was
   // advanced) are due now, before deciding to block.
   if (!sleeping_.empty()) fire_timers(clock_->now());
@@ -514,6 +518,7 @@ void SchedulerImpl::after_fork_in_child() noexcept {
   if (running_) inbox_.clear();  // abandoned below, with every other coroutine
   keep_alive_.store(0, std::memory_order_relaxed);
   if (running_) abandon_all_but(running_);
+  batch_.drop_after_fork();
   int old_notify = poller_.notify_fd();
   try {
     poller_.reset_after_fork(/*keep_waiters=*/!running_);
@@ -576,6 +581,8 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
   s.switches = switches_;
   s.polls = polls_;
   s.syscalls_avoided = avoided_;
+  s.syscalls_batched = batched_;
+  s.batch_submits = batch_enters_;
   s.stack_maps = stacks_.stats().maps;
   s.stack_pool_hits = stacks_.stats().hits;
   s.stack_pool_misses = stacks_.stats().misses;
@@ -586,7 +593,9 @@ SchedulerStats SchedulerImpl::stats() const noexcept {
 }
 
 void SchedulerImpl::restart_stats() noexcept {
-  for (StatCounter* c : {&spawns_, &switches_, &polls_, &avoided_}) c->set(0);
+  for (StatCounter* c : {&spawns_, &switches_, &polls_, &avoided_, &batched_, &batch_enters_}) {
+    c->set(0);
+  }
   peak_.set(live_.get());
   stacks_.restart_stats();
 }
@@ -603,6 +612,7 @@ void SchedulerImpl::restart_stats() noexcept {
 void SchedulerImpl::unwind_all() noexcept {
   unwinding_ = true;  // no hand-overs: every switch comes back to this loop
   tls_scheduler = this;
+  flush_batch();  // parked callers' calls: the ring must not outlive their frames
   take_inbox();
   auto first = [this](auto pred) -> Coroutine* {
     for (Coroutine& co : all_) {

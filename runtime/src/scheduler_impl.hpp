@@ -30,6 +30,7 @@
 #include <mutex>
 #include <vector>
 
+#include "batch.hpp"
 #include "coil/detail/spin_lock.hpp"
 #include "coil/scheduler.hpp"
 #include "coroutine.hpp"
@@ -100,7 +101,14 @@ class SchedulerImpl {
   void mark_not_ready(int fd, std::uint8_t interest) noexcept;
   void mark_drained(int fd, std::uint8_t interest) noexcept;
   WaitResult wait_any_fd(const FdInterest* fds, std::size_t n, TimePoint deadline);
-  void forget_fd(int fd) noexcept { poller_.forget(fd); }
+  // forget_fd() makes the queued batch first: a queued call on fd was made before the close.
+  void forget_fd(int fd) noexcept {
+    flush_batch();
+    poller_.forget(fd);
+  }
+  // batch() and flush_batch() are coil/detail/batch.hpp's (batch.cpp).
+  long batch(BatchedCall& call);
+  void flush_batch() noexcept;
 
   // after_fork_in_child() makes the scheduler running on the thread that called fork() the
   // child's own (Poller::reset_after_fork()). A fork() made in a coroutine leaves the child with
@@ -190,6 +198,8 @@ class SchedulerImpl {
   AllList all_;
   Poller poller_;
   StackPool stacks_;
+  SyscallBatch batch_;
+  bool batching_;  // SchedulerOptions::io_uring, or COIL_IO_URING
   // Counters other threads may read (process_stats()).
   StatCounter live_;  // spawned and not yet finished
   StatCounter peak_;
@@ -197,6 +207,8 @@ class SchedulerImpl {
   StatCounter switches_;
   StatCounter polls_;
   StatCounter avoided_;              // syscalls_avoided
+  StatCounter batched_;              // syscalls_batched
+  StatCounter batch_enters_;         // batch_submits
   WaitSignalMask* masks_ = nullptr;  // masks in force while their coroutines park
   std::uint32_t signals_seen_ = 0;   // tls_signals.any at the last deliver_signals()
   int batch_left_ = 0;               // resumes and hand-overs left before the next poll

@@ -27,6 +27,8 @@ void add_to(SchedulerStats* sum, const SchedulerStats& s) noexcept {
   sum->switches += s.switches;
   sum->polls += s.polls;
   sum->syscalls_avoided += s.syscalls_avoided;
+  sum->syscalls_batched += s.syscalls_batched;
+  sum->batch_submits += s.batch_submits;
   sum->stack_maps += s.stack_maps;
   sum->stack_pool_hits += s.stack_pool_hits;
   sum->stack_pool_misses += s.stack_pool_misses;
@@ -204,6 +206,8 @@ std::string format_stats(const ProcessStats& s) {
   line(&out, "epoll waits", s.polls);
   line(&out, "syscalls avoided", s.syscalls_avoided,
        "reads and writes on a drained fd that parked without meeting EAGAIN");
+  line(&out, "syscalls batched", s.syscalls_batched,
+       "sends made through io_uring in " + grouped(s.batch_submits) + " io_uring_enter(s)");
   line(&out, "stack pool hits", s.stack_pool_hits);
   line(&out, "stack pool misses", s.stack_pool_misses,
        grouped(s.stack_maps) + " mmap(s), " + grouped(s.stacks_in_use) + " stack(s) in use");

@@ -4,7 +4,7 @@
 
 # COIL_BUILD_PACKAGES build libcoil and its examples.
 COIL_BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config libboost-context-dev libboost-dev
-  libcli11-dev libhttp-parser-dev)
+  libcli11-dev libhttp-parser-dev liburing-dev)
 # COIL_TEST_PACKAGES add what the tests, benchmarks and checking scripts use.
 # gnuplot-nox draws the plots of docs/benchmarks.md (tools/bench/report.py, tested by ctest).
 COIL_TEST_PACKAGES=("${COIL_BUILD_PACKAGES[@]}" libgtest-dev libbenchmark-dev valgrind clang gdb

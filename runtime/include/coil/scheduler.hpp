@@ -45,9 +45,16 @@ struct SpawnOptions {
 };
 
 // SchedulerOptions configure a Scheduler.
+// IoUring says whether a scheduler makes its coroutines' sends in batches, one io_uring_enter(2)
+// for all those made between two polls (coil/detail/batch.hpp): as the COIL_IO_URING environment
+// variable says (on unless it is 0), or on or off regardless. Where the kernel refuses io_uring,
+// sends are made one by one.
+enum class IoUring : std::uint8_t { kFromEnv, kOn, kOff };
+
 struct SchedulerOptions {
   const Clock* clock = nullptr;                // nullptr: the steady clock
   std::size_t stack_size = kDefaultStackSize;  // default for spawns
+  IoUring io_uring = IoUring::kFromEnv;
 };
 
 // SpawnError is thrown by spawn() when no stack can be had (mmap failed).
@@ -76,6 +83,10 @@ struct SchedulerStats {
   // drained: a hooked read after a short read (or a write after a short
   // write) parks at once instead of first meeting EAGAIN.
   std::uint64_t syscalls_avoided = 0;
+  // Sends made in batches through io_uring, and the io_uring_enter calls that made them: the
+  // syscalls batching saved are syscalls_batched - batch_submits.
+  std::uint64_t syscalls_batched = 0;
+  std::uint64_t batch_submits = 0;
   std::uint64_t stack_maps = 0;  // mmap calls made for stacks
   std::uint64_t stack_pool_hits = 0;
   std::uint64_t stack_pool_misses = 0;

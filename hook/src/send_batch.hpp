@@ -1,0 +1,39 @@
+// Sends made in the scheduler's batch (coil/detail/batch.hpp): the first try of a blocking send
+// on a stream socket coil made non-blocking, queued on io_uring with the sends of the other
+// coroutines that run before the scheduler next polls, and made with them in one kernel entry.
+//
+// What makes the batched send the kernel's send:
+// - It is non-blocking (MSG_DONTWAIT) like the direct try on the non-blocking socket: its
+//   result, EAGAIN included, goes through output() exactly as the direct try's would.
+// - io_uring adds MSG_NOSIGNAL to every send, so send_batched() raises the SIGPIPE itself, on
+//   the calling thread and with the kernel's siginfo, when the send fails with EPIPE and the
+//   caller's flags lack MSG_NOSIGNAL (TCP's sk_stream_error(), unix_stream_sendmsg()).
+// - A send the kernel could have made differently is never batched: flags beyond the plain
+//   ones (MSG_WAITALL, whose partial count io_uring can lose, MSG_ZEROCOPY, MSG_FASTOPEN), an
+//   address, datagram sockets and pipes.
+// - A close, dup2 or shutdown made by another coroutine meanwhile makes the batch first.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstddef>
+
+#include "coil/detail/batch.hpp"
+
+namespace coil::hook {
+
+// kBatchableFlags are the send flags a batched send may carry.
+inline constexpr int kBatchableFlags =
+    MSG_NOSIGNAL | MSG_MORE | MSG_EOR | MSG_OOB | MSG_CONFIRM | MSG_DONTROUTE;
+
+// send_batched() is send(fd, buf, len, flags) made in the batch: the count, or -1 with errno.
+// detail::kNotBatched when it was not made (the caller makes it): batching cannot pay or be had,
+// or flags has more than kBatchableFlags. Precondition: in a coroutine, fd a stream socket coil
+// made non-blocking behind a blocking user.
+long send_batched(int fd, const void* buf, std::size_t len, int flags);
+
+// sendmsg_batched() is sendmsg(fd, msg, flags) made in the batch, as send_batched().
+long sendmsg_batched(int fd, const msghdr* msg, int flags);
+
+}  // namespace coil::hook

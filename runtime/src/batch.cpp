@@ -1,0 +1,132 @@
+// The io_uring behind batched calls, and the scheduler's side of them: queue, park, flush.
+#include "batch.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "coil/detail/settings.hpp"
+#include "hot.hpp"
+#include "running.hpp"
+#include "scheduler_impl.hpp"
+
+namespace coil::detail {
+
+bool uring_wanted() {
+  static const bool wanted = [] {
+    const char* value = std::getenv("COIL_IO_URING");
+    bool on = true;
+    if (value && *value && !parse_bool_setting(value, &on)) {
+      throw std::invalid_argument(std::string("coil: COIL_IO_URING='") + value +
+                                  "' is not a boolean; use 1 or 0 (also yes or no, true or "
+                                  "false, on or off)");
+    }
+    return on;
+  }();
+  return wanted;
+}
+
+SyscallBatch::~SyscallBatch() {
+  if (state_ == State::kOpen) io_uring_queue_exit(&ring_);
+}
+
+bool SyscallBatch::open() noexcept {
+  // SUBMIT_ALL: a call the kernel refuses fails in its completion and the rest still go.
+  // COOP_TASKRUN: no interrupt to run completion work; the calls complete inline anyway.
+  // Neither SINGLE_ISSUER nor DEFER_TASKRUN: a Scheduler may be run() by another thread later.
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+  int rc = io_uring_queue_init_params(kEntries, &ring_, &params);
+  if (rc == -EINVAL) {  // before Linux 5.19
+    params = io_uring_params{};
+    rc = io_uring_queue_init_params(kEntries, &ring_, &params);
+  }
+  // Without SUBMIT_ALL an SQE error stops the submission; NODROP keeps completions. Both hold
+  // from 5.18 and 5.5; older kernels do without batching.
+  bool fits =
+      rc == 0 && (params.flags & IORING_SETUP_SUBMIT_ALL) && (params.features & IORING_FEAT_NODROP);
+  if (rc == 0 && !fits) io_uring_queue_exit(&ring_);
+  state_ = fits ? State::kOpen : State::kBroken;
+  return fits;
+}
+
+COIL_HOT void SyscallBatch::queue(BatchedCall& call) noexcept {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: queued_ < kEntries
+  call.prepare(sqe);
+  io_uring_sqe_set_data(sqe, &call);
+  call.done = false;
+  calls_[queued_++] = &call;
+}
+
+COIL_HOT unsigned SyscallBatch::reap() noexcept {
+  unsigned head, n = 0;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    auto* call = static_cast<BatchedCall*>(io_uring_cqe_get_data(cqe));
+    call->result = cqe->res;
+    call->done = true;
+    ++n;
+  }
+  io_uring_cq_advance(&ring_, n);
+  made_ += n;
+  return n;
+}
+
+void SyscallBatch::make_rest_directly() noexcept {
+  for (unsigned i = 0; i < queued_; ++i) {
+    BatchedCall& call = *calls_[i];
+    if (call.done) continue;
+    call.result = call.make();
+    call.done = true;
+    ++made_;
+  }
+}
+
+void SyscallBatch::drop_after_fork() noexcept {
+  // Unmapping and closing touch only the child's own mappings and fd; the ring lives on in the
+  // parent. What was queued is the parent's to make.
+  if (state_ == State::kOpen) io_uring_queue_exit(&ring_);
+  ring_ = io_uring{};
+  state_ = State::kClosed;
+  queued_ = 0;
+}
+
+// batch() is the scheduler side of coil::detail::batch().
+COIL_HOT long SchedulerImpl::batch(BatchedCall& call) {
+  Coroutine* co = running_;
+  // Alone, the call would enter the kernel by itself anyway, and only later.
+  if (ready_.empty() && batch_.empty()) return kNotBatched;
+  if (co->cancelled || unwinding_ || !batching_ || !batch_.usable()) return kNotBatched;
+  if (batch_.full()) flush_batch();
+  call.co = co;
+  batch_.queue(call);
+  try {
+    do {
+      park(kNoDeadline);  // woken by flush_batch(); another wake-up is spurious here
+    } while (!call.done);
+  } catch (...) {
+    // Unwinding: the ring must not write into this stack frame once it is gone.
+    if (!call.done) flush_batch();
+    throw;
+  }
+  return call.result;
+}
+
+COIL_HOT void SchedulerImpl::flush_batch() noexcept {
+  if (batch_.empty()) return;
+  unsigned calls = 0;
+  batch_enters_.set(batch_enters_ + batch_.submit([&](BatchedCall& call) {
+    ++calls;
+    wake(call.co);
+  }));
+  batched_.set(batched_ + calls);
+}
+
+long batch(BatchedCall& call) { return tls_running->scheduler->batch(call); }
+
+void flush_batch() noexcept {
+  if (SchedulerImpl* s = SchedulerImpl::current()) s->flush_batch();
+}
+
+}  // namespace coil::detail

@@ -1,0 +1,88 @@
+// SyscallBatch: one scheduler's io_uring, through which the calls its coroutines queue
+// (coil/detail/batch.hpp) enter the kernel together.
+//
+// Why io_uring only as a batch, and epoll still for readiness: every call queued here is
+// non-blocking (MSG_DONTWAIT) and completes inside the io_uring_enter that submits it, so the
+// ring never holds a call across a poll. Waiting, timeouts, EINTR and close() keep the one
+// mechanism they have (the poller and the wait tree); the ring only saves kernel entries.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+
+#include "coil/detail/batch.hpp"
+
+namespace coil::detail {
+
+// uring_wanted() reads COIL_IO_URING once: true unless it is a false word (0, no, false, off).
+// A malformed value throws std::invalid_argument, on this and every later call.
+bool uring_wanted();
+
+class SyscallBatch {
+ public:
+  // kEntries bounds the calls queued at once; a full batch is submitted before one more is
+  // queued. A scheduler resumes at most SchedulerImpl::kResumesPerPoll (128) coroutines between
+  // polls, each of which queues at most one call before it parks.
+  static constexpr unsigned kEntries = 256;
+
+  SyscallBatch() = default;
+  ~SyscallBatch();
+  SyscallBatch(const SyscallBatch&) = delete;
+  SyscallBatch& operator=(const SyscallBatch&) = delete;
+
+  // usable() opens the ring on first use and says whether calls can be queued. False for good
+  // once opening failed (the kernel or a seccomp filter refused io_uring) or the ring broke.
+  bool usable() noexcept { return state_ == State::kOpen || (state_ == State::kClosed && open()); }
+  bool empty() const noexcept { return queued_ == 0; }
+  bool full() const noexcept { return queued_ == kEntries; }
+
+  // queue() puts call on the ring. Precondition: usable() and !full().
+  void queue(BatchedCall& call) noexcept;
+
+  // submit() makes every queued call, with one io_uring_enter (or directly, one by one, when
+  // the ring fails), fills in each result and calls done(call) for each, in queue order for the
+  // ones made directly. Returns how many kernel entries it took.
+  template <class Done>
+  unsigned submit(Done&& done) noexcept;
+
+  // drop_after_fork() forgets the ring in a fork()ed child without touching it: its memory is
+  // shared with the parent's, whose queued calls the parent makes. The child opens its own.
+  void drop_after_fork() noexcept;
+
+ private:
+  enum class State : std::uint8_t { kClosed, kOpen, kBroken };
+
+  bool open() noexcept;
+  unsigned reap() noexcept;  // takes the completions there, returns how many
+  void make_rest_directly() noexcept;
+
+  io_uring ring_{};
+  State state_ = State::kClosed;
+  unsigned queued_ = 0;
+  unsigned made_ = 0;  // of the queued calls, how many have their result
+  BatchedCall* calls_[kEntries];
+};
+
+template <class Done>
+unsigned SyscallBatch::submit(Done&& done) noexcept {
+  unsigned entries = 0;
+  made_ = 0;
+  while (made_ < queued_) {
+    // Every call completes inside the submission; the wait is a safety net costing nothing.
+    int rc = io_uring_submit_and_wait(&ring_, queued_ - made_);
+    ++entries;
+    reap();
+    if (rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) continue;
+    // The ring is unusable (its fd closed by the program, say). A call not reaped was never
+    // consumed: consumed ones complete inside io_uring_enter.
+    state_ = State::kBroken;
+    entries += queued_ - made_;
+    make_rest_directly();
+  }
+  for (unsigned i = 0; i < queued_; ++i) done(*calls_[i]);
+  queued_ = 0;
+  return entries;
+}
+
+}  // namespace coil::detail

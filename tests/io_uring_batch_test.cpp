@@ -1,0 +1,343 @@
+// Batched sends (coil/detail/batch.hpp, hook/src/send_batch.hpp): the sends of coroutines that
+// run between two polls go to the kernel in one io_uring_enter, and each still does what the
+// kernel's own send does. The differential suites (hook_diff_*) check return values and errno
+// with batching in force (their "crowded" run); these check the batching itself and what only
+// it can get wrong: the order against a close or shutdown, SIGPIPE, fork, a broken ring.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "coil/scheduler.hpp"
+
+namespace coil {
+namespace {
+
+// have_io_uring() is true when this process may set up an io_uring.
+bool have_io_uring() {
+  struct Params {
+    unsigned words[30];
+  } params{};  // io_uring_params: 120 bytes, zeroed
+  long fd = ::syscall(__NR_io_uring_setup, 1, &params);
+  if (fd < 0) return false;
+  ::close(static_cast<int>(fd));
+  return true;
+}
+
+#define SKIP_WITHOUT_IO_URING() \
+  if (!have_io_uring()) GTEST_SKIP() << "io_uring is unavailable to this process"
+
+using Pair = std::array<int, 2>;
+
+Pair stream_pair() {
+  Pair p{-1, -1};
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p.data()), 0);
+  return p;
+}
+
+// read_all() reads fd (outside coroutines: the plain call) until EOF.
+std::string read_all(int fd) {
+  std::string got;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<std::size_t>(n));
+  EXPECT_EQ(n, 0) << "read: " << std::strerror(errno);
+  return got;
+}
+
+// send_together() runs n coroutines that each write one message on a socket pair of its own,
+// all ready at once, and returns the scheduler's counts. Every message must arrive whole.
+SchedulerStats send_together(int n, IoUring mode) {
+  std::vector<Pair> pairs(static_cast<std::size_t>(n));
+  for (Pair& p : pairs) p = stream_pair();
+  Scheduler sched({.io_uring = mode});
+  for (Pair& p : pairs) {
+    sched.spawn([&p] { EXPECT_EQ(::write(p[0], "message", 7), 7); }).detach();
+  }
+  sched.run();
+  for (Pair& p : pairs) {
+    ::close(p[0]);
+    EXPECT_EQ(read_all(p[1]), "message");
+    ::close(p[1]);
+  }
+  return sched.stats();
+}
+
+TEST(IoUringBatch, SendsOfCoroutinesReadyTogetherShareOneKernelEntry) {
+  SKIP_WITHOUT_IO_URING();
+  SchedulerStats s = send_together(50, IoUring::kOn);
+  EXPECT_EQ(s.syscalls_batched, 50u);
+  EXPECT_EQ(s.batch_submits, 1u);
+}
+
+TEST(IoUringBatch, ABatchEndsWhereTheSchedulerPollsAgain) {
+  SKIP_WITHOUT_IO_URING();
+  // 128 resumes between polls (SchedulerImpl::kResumesPerPoll): 300 sends go in three entries.
+  SchedulerStats s = send_together(300, IoUring::kOn);
+  EXPECT_EQ(s.syscalls_batched, 300u);
+  EXPECT_EQ(s.batch_submits, 3u);
+}
+
+TEST(IoUringBatch, ALoneSendIsMadeDirectly) {
+  // Nothing to share the kernel entry with: batching would only delay it.
+  SchedulerStats s = send_together(1, IoUring::kOn);
+  EXPECT_EQ(s.syscalls_batched, 0u);
+  EXPECT_EQ(s.batch_submits, 0u);
+}
+
+TEST(IoUringBatch, OffMeansEverySendIsMadeDirectly) {
+  SchedulerStats s = send_together(50, IoUring::kOff);
+  EXPECT_EQ(s.syscalls_batched, 0u);
+}
+
+// queued_then() spawns a coroutine that writes "hello" on p[0], which is queued because a
+// second coroutine is ready, and that second coroutine, which runs while the send is queued
+// and calls then(). Returns what the write returned (or -errno).
+template <class Then>
+long queued_then(Pair p, Then then) {
+  long wrote = 0;
+  Scheduler sched({.io_uring = IoUring::kOn});
+  sched
+      .spawn([&] {
+        ssize_t n = ::write(p[0], "hello", 5);
+        wrote = n < 0 ? -errno : n;
+      })
+      .detach();
+  sched.spawn(then).detach();
+  sched.run();
+  EXPECT_EQ(sched.stats().syscalls_batched, 1u);
+  return wrote;
+}
+
+// Before the fix the close came first and the queued write failed with EBADF.
+TEST(IoUringBatch, ACloseMadeWhileASendIsQueuedComesAfterIt) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  EXPECT_EQ(queued_then(p, [&] { EXPECT_EQ(::close(p[0]), 0); }), 5);
+  EXPECT_EQ(read_all(p[1]), "hello");
+  ::close(p[1]);
+}
+
+// Before the fix the shutdown came first and the queued write failed with EPIPE.
+TEST(IoUringBatch, AShutdownMadeWhileASendIsQueuedComesAfterIt) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  EXPECT_EQ(queued_then(p, [&] { EXPECT_EQ(::shutdown(p[0], SHUT_WR), 0); }), 5);
+  EXPECT_EQ(read_all(p[1]), "hello");
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+// Before the fix dup2 made the queued write go to the file dup2 put in its place.
+TEST(IoUringBatch, ADup2OntoAnFdWithASendQueuedComesAfterIt) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  Pair other = stream_pair();
+  EXPECT_EQ(queued_then(p, [&] { EXPECT_EQ(::dup2(other[0], p[0]), p[0]); }), 5);
+  ::close(p[0]);  // now a copy of other[0]
+  ::close(other[0]);
+  EXPECT_EQ(read_all(p[1]), "hello");
+  EXPECT_EQ(read_all(other[1]), "");
+  ::close(p[1]);
+  ::close(other[1]);
+}
+
+// SigpipeSeen is how a write to a socket whose peer is gone ended, and the SIGPIPE it left
+// pending on the thread (blocked, then taken with sigtimedwait).
+struct SigpipeSeen {
+  long result = 0;
+  int err = 0;
+  int signo = 0;
+  int code = 0;
+  pid_t pid = 0;
+  bool operator==(const SigpipeSeen&) const = default;
+};
+
+// write_to_gone_peer() writes to a stream socket whose peer closed, with SIGPIPE blocked, and
+// takes the pending signal, in a coroutine (ready beside another one, so the write is batched)
+// or plainly.
+SigpipeSeen write_to_gone_peer(bool in_coroutine, int flags) {
+  SigpipeSeen seen;
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  EXPECT_EQ(::pthread_sigmask(SIG_BLOCK, &pipe_only, &old), 0);
+  Pair p = stream_pair();
+  ::close(p[1]);
+  auto attempt = [&] {
+    ssize_t n = ::send(p[0], "x", 1, flags);
+    seen.result = n;
+    seen.err = n < 0 ? errno : 0;
+  };
+  if (in_coroutine) {
+    Scheduler sched({.io_uring = IoUring::kOn});
+    sched.spawn(attempt).detach();
+    sched.spawn([] {}).detach();
+    sched.run();
+    EXPECT_EQ(sched.stats().syscalls_batched, 1u);
+  } else {
+    attempt();
+  }
+  timespec zero{};
+  siginfo_t info{};
+  if (::sigtimedwait(&pipe_only, &info, &zero) == SIGPIPE) {
+    seen.signo = info.si_signo;
+    seen.code = info.si_code;
+    seen.pid = info.si_pid;
+  }
+  ::close(p[0]);
+  EXPECT_EQ(::pthread_sigmask(SIG_SETMASK, &old, nullptr), 0);
+  return seen;
+}
+
+TEST(IoUringBatch, ABatchedSendRaisesSigpipeAsTheKernelDoes) {
+  SKIP_WITHOUT_IO_URING();
+  SigpipeSeen kernel = write_to_gone_peer(false, 0);
+  EXPECT_EQ(kernel.err, EPIPE);
+  EXPECT_EQ(kernel.signo, SIGPIPE);
+  EXPECT_EQ(write_to_gone_peer(true, 0), kernel);
+}
+
+TEST(IoUringBatch, ABatchedSendWithMsgNosignalRaisesNothing) {
+  SKIP_WITHOUT_IO_URING();
+  SigpipeSeen kernel = write_to_gone_peer(false, MSG_NOSIGNAL);
+  EXPECT_EQ(kernel.err, EPIPE);
+  EXPECT_EQ(kernel.signo, 0);
+  EXPECT_EQ(write_to_gone_peer(true, MSG_NOSIGNAL), kernel);
+}
+
+// io_uring_fds() lists this process's io_uring fds.
+std::vector<int> io_uring_fds() {
+  std::vector<int> fds;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(entry.path(), ec);
+    if (!ec && target.string() == "anon_inode:[io_uring]") {
+      fds.push_back(std::stoi(entry.path().filename().string()));
+    }
+  }
+  return fds;
+}
+
+TEST(IoUringBatch, ARingClosedBehindCoilsBackFallsBackToDirectSends) {
+  SKIP_WITHOUT_IO_URING();
+  std::vector<int> before = io_uring_fds();
+  std::vector<Pair> pairs(4);
+  for (Pair& p : pairs) p = stream_pair();
+  Scheduler sched({.io_uring = IoUring::kOn});
+  sched
+      .spawn([&] {
+        // Round 1 opens the ring; the program then closes every fd it does not know, the
+        // ring's among them (a daemon's close-all loop); round 2 must still send.
+        for (int round = 0; round < 2; ++round) {
+          std::vector<JoinHandle<void>> senders;
+          for (Pair& p : pairs) {
+            senders.push_back(spawn([&p] { EXPECT_EQ(::write(p[0], "ab", 2), 2); }));
+          }
+          for (auto& s : senders) s.join();
+          if (round == 0) {
+            std::vector<int> now = io_uring_fds();
+            ASSERT_EQ(now.size(), before.size() + 1) << "the batch opened no ring";
+            for (int fd : now) {
+              if (std::find(before.begin(), before.end(), fd) == before.end()) {
+                ::syscall(SYS_close, fd);
+              }
+            }
+          }
+        }
+      })
+      .detach();
+  sched.run();
+  EXPECT_EQ(sched.stats().syscalls_batched, 8u);
+  for (Pair& p : pairs) {
+    ::close(p[0]);
+    EXPECT_EQ(read_all(p[1]), "abab");
+    ::close(p[1]);
+  }
+}
+
+// A fork() made while another coroutine's send is queued: the parent makes the send, once; the
+// child, whose copy of the batch is the parent's, sends only its own. Before the fix the
+// child's next batch submitted the parent's queued send a second time.
+TEST(IoUringBatch, AForkChildDoesNotMakeItsParentsQueuedSends) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  Scheduler sched({.io_uring = IoUring::kOn});
+  pid_t child = -1;
+  sched.spawn([&] { EXPECT_EQ(::write(p[0], "x", 1), 1); }).detach();
+  sched
+      .spawn([&] {
+        child = ::fork();
+        if (child != 0) return;
+        // The child's only coroutine; two more make its send worth batching.
+        auto a = spawn([&] { (void)::write(p[0], "y", 1); });
+        auto b = spawn([] {});
+        a.join();
+        b.join();
+        ::_exit(0);
+      })
+      .detach();
+  sched.run();
+  ASSERT_GT(child, 0);
+  // The child hung in its batch before the fix (its ring was the parent's): give it 10 s.
+  int status = 0;
+  pid_t ended = 0;
+  for (int i = 0; i < 1000 && (ended = ::waitpid(child, &status, WNOHANG)) == 0; ++i) {
+    ::usleep(10000);
+  }
+  if (ended == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL() << "the fork()ed child did not finish its one send in 10 s";
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ::close(p[0]);
+  std::string got = read_all(p[1]);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, "xy");
+  ::close(p[1]);
+}
+
+TEST(IoUringBatch, WritevAndSendmsgAreBatchedWhole) {
+  SKIP_WITHOUT_IO_URING();
+  Pair a = stream_pair(), b = stream_pair();
+  Scheduler sched({.io_uring = IoUring::kOn});
+  sched
+      .spawn([&] {
+        iovec iov[2] = {{const_cast<char*>("wri"), 3}, {const_cast<char*>("tev"), 3}};
+        EXPECT_EQ(::writev(a[0], iov, 2), 6);
+      })
+      .detach();
+  sched
+      .spawn([&] {
+        iovec iov[2] = {{const_cast<char*>("send"), 4}, {const_cast<char*>("msg"), 3}};
+        msghdr m{};
+        m.msg_iov = iov;
+        m.msg_iovlen = 2;
+        EXPECT_EQ(::sendmsg(b[0], &m, 0), 7);
+      })
+      .detach();
+  sched.run();
+  EXPECT_EQ(sched.stats().syscalls_batched, 2u);
+  for (Pair* p : {&a, &b}) ::close((*p)[0]);
+  EXPECT_EQ(read_all(a[1]), "writev");
+  EXPECT_EQ(read_all(b[1]), "sendmsg");
+  ::close(a[1]);
+  ::close(b[1]);
+}
+
+}  // namespace
+}  // namespace coil
