@@ -1,9 +1,10 @@
-// Batched sends (coil/detail/batch.hpp, hook/src/send_batch.hpp): the sends of coroutines that
+// Batched sends (coil/detail/batch.hpp, hook/src/batched_io.hpp): the sends of coroutines that
 // run between two polls go to the kernel in one io_uring_enter, and each still does what the
 // kernel's own send does. The differential suites (hook_diff_*) check return values and errno
 // with batching in force (their "crowded" run); these check the batching itself and what only
 // it can get wrong: the order against a close or shutdown, SIGPIPE, fork, a broken ring.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -309,6 +310,44 @@ TEST(IoUringBatch, AForkChildDoesNotMakeItsParentsQueuedSends) {
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, "xy");
   ::close(p[1]);
+}
+
+// A batched receive finds the socket empty; a send in the same batch then fills it, and the
+// scheduler's poll sees the edge before the receiver resumes. Before the fix the receiver's
+// "not ready" mark, made after it resumed, erased that edge, and its wait never ended (here:
+// SO_RCVTIMEO's EAGAIN after 1 s).
+TEST(IoUringBatch, AnEdgeSeenBeforeABatchedCallerResumesIsNotLost) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  Pair gate = stream_pair();  // a waiter on it makes the scheduler poll between batches
+  timeval second{1, 0};
+  ASSERT_EQ(::setsockopt(p[0], SOL_SOCKET, SO_RCVTIMEO, &second, sizeof second), 0);
+  ASSERT_EQ(::write(p[1], "w", 1), 1);
+  std::string got;
+  Scheduler sched({.io_uring = IoUring::kOn});
+  sched
+      .spawn([&] {
+        pollfd wait{gate[0], POLLIN, 0};  // parks as a waiter: poll() is never batched
+        EXPECT_EQ(::poll(&wait, 1, 5000), 1);
+      })
+      .detach();
+  sched
+      .spawn([&] {
+        char buf[8];
+        // Alone, so made directly; it registers p[0] with epoll.
+        EXPECT_EQ(::read(p[0], buf, 1), 1);
+        auto writer = spawn([&] { EXPECT_EQ(::write(p[1], "x", 1), 1); });
+        ssize_t n = ::read(p[0], buf, sizeof buf);  // batched before the write: EAGAIN, waits
+        got = n > 0 ? std::string(buf, static_cast<std::size_t>(n))
+                    : "error " + std::to_string(errno);
+        writer.join();
+        EXPECT_EQ(::write(gate[1], "g", 1), 1);
+      })
+      .detach();
+  sched.run();
+  EXPECT_EQ(got, "x");
+  EXPECT_GE(sched.stats().syscalls_batched, 2u);
+  for (int fd : {p[0], p[1], gate[0], gate[1]}) ::close(fd);
 }
 
 TEST(IoUringBatch, WritevAndSendmsgAreBatchedWhole) {

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <type_traits>
 
+#include "coil/detail/batch.hpp"
 #include "coil/detail/fd_wait.hpp"
 #include "fd_context.hpp"
 #include "running.hpp"
@@ -142,17 +144,36 @@ ssize_t retry_outside(int fd, Dir dir, Call&& call, bool moved = false) {
   }
 }
 
+// NoBatch says a call has no batched form.
+struct NoBatch {};
+
+// batched_or() makes a call inside a coroutine: through batched() (the call
+// made in the scheduler's batch, batched_io.hpp) on a stream socket, if that
+// makes it, else through call().
+template <class Batched, class Call>
+ssize_t batched_or(FdState s, Batched& batched, Call&& call) {
+  if constexpr (!std::is_same_v<std::decay_t<Batched>, NoBatch>) {
+    if (s.kind == FdKind::kStream) {
+      long n = batched();
+      if (n != detail::kNotBatched) return n;
+    }
+  }
+  return call();
+}
+
 // io() runs call() with blocking semantics on fd in direction dir. Inside a
 // coroutine on an emulated-blocking fd, a remembered "not ready" skips the
 // syscall that would only return EAGAIN; on EAGAIN it marks the fd not ready
 // and parks until the next edge. Elsewhere it is the plain call. `moved`
-// says the call has moved data already (see wait_ready()).
-template <class Call>
-ssize_t io(int fd, Dir dir, Deadline& deadline, FdState s, Call&& call, bool moved = false) {
+// says the call has moved data already (see wait_ready()); batched(), if
+// given, is the call made in the scheduler's batch (see batched_or()).
+template <class Call, class Batched = NoBatch>
+ssize_t io(int fd, Dir dir, Deadline& deadline, FdState s, Call&& call, bool moved = false,
+           Batched&& batched = NoBatch{}) {
   if (!s.emulates_blocking()) return call();
   for (;;) {
     if (!wait_ready(fd, dir, deadline, moved)) return -1;
-    ssize_t n = call();
+    ssize_t n = batched_or(s, batched, call);
     if (n >= 0 || errno != EAGAIN) return n;
     detail::mark_not_ready(fd, interest(dir));
   }

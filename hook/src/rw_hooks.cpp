@@ -8,11 +8,11 @@
 
 #include <climits>
 
+#include "batched_io.hpp"
 #include "file_io.hpp"
 #include "hot.hpp"
 #include "iov_cursor.hpp"
 #include "real.hpp"
-#include "send_batch.hpp"
 #include "transfer.hpp"
 
 extern "C" [[noreturn]] void __chk_fail(void);
@@ -88,8 +88,10 @@ ssize_t recv_impl(int fd, void* buf, std::size_t n, int flags, sockaddr* addr, s
   if (n == 0 && is_socket(fd)) return recv_nothing(fd, flags);
   bool peek = (flags & MSG_PEEK) != 0;
   if (!(flags & MSG_WAITALL) || peek) {
-    return input(fd, n, peek ? Read::kPeek : Read::kTake,
-                 [=] { return real::recvfrom(fd, buf, n, flags, addr, len); });
+    return input(
+        fd, n, peek ? Read::kPeek : Read::kTake,
+        [=] { return real::recvfrom(fd, buf, n, flags, addr, len); }, NoFile{},
+        [=] { return flags || addr ? coil::detail::kNotBatched : recv_batched(fd, buf, n); });
   }
   // MSG_WAITALL on a non-blocking socket returns what is there: where coil
   // made it non-blocking, go on until all of it, the end of the stream, an
@@ -132,7 +134,8 @@ COIL_HOOK COIL_HOT ssize_t read(int fd, void* buf, size_t n) {
       [=] {
         iovec v{buf, n};
         return file_read(fd, &v, 1, kCurrentOffset);
-      });
+      },
+      [=] { return recv_batched(fd, buf, n); });
 }
 
 COIL_HOOK ssize_t readv(int fd, const iovec* iov, int count) {

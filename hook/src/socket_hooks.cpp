@@ -1,6 +1,6 @@
 // Hooked socket set-up calls: socket, socketpair, accept, accept4, connect,
 // setsockopt's timeouts, and shutdown (which makes the scheduler's batch of
-// sends first, send_batch.hpp). Sockets made in coroutines are non-blocking in
+// sends first, batched_io.hpp). Sockets made in coroutines are non-blocking in
 // the kernel from birth (SOCK_NONBLOCK, no extra fcntl); the user's own
 // SOCK_NONBLOCK is remembered apart.
 //

@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "coil/detail/batch.hpp"
 #include "coil/detail/fd_wait.hpp"
 #include "io.hpp"
 
@@ -54,9 +53,11 @@ enum class Read : std::uint8_t {
 };
 
 // input() is a read-like call of up to `want` bytes. On a regular file in a
-// coroutine it runs file() instead.
-template <class Call, class File = NoFile>
-ssize_t input(int fd, std::size_t want, Read how, Call&& call, File&& file = NoFile{}) {
+// coroutine it runs file() instead. batched(), if given, is the call made in
+// the scheduler's batch (see batched_or()).
+template <class Call, class File = NoFile, class Batched = NoBatch>
+ssize_t input(int fd, std::size_t want, Read how, Call&& call, File&& file = NoFile{},
+              Batched&& batched = NoBatch{}) {
   bool moved = how == Read::kMore;
   if (!in_coroutine()) {
     ssize_t n = call();
@@ -71,7 +72,7 @@ ssize_t input(int fd, std::size_t want, Read how, Call&& call, File&& file = NoF
   }
   Deadline deadline = Deadline::of(c, Dir::kIn);
   if (s.kind == FdKind::kBorrowed && !s.user_nonblock) return borrowed_input(fd, deadline, call);
-  ssize_t n = io(fd, Dir::kIn, deadline, s, call, moved);
+  ssize_t n = io(fd, Dir::kIn, deadline, s, call, moved, batched);
   if (n > 0 && static_cast<std::size_t>(n) < want && how != Read::kPeek && s.emulates_blocking() &&
       s.drains_on_short_read()) {
     detail::mark_drained(fd, detail::kReadable);
@@ -125,27 +126,11 @@ inline int quiet_try(FdState s, std::size_t done) noexcept {
   return s.kind == FdKind::kStream && (done > 0 || s.unix_conn) ? MSG_NOSIGNAL : 0;
 }
 
-// NoBatch says a write-like call has no batched form.
-struct NoBatch {};
-
-// first_try() is output()'s first try inside a coroutine: batched() (the call made in the
-// scheduler's batch, send_batch.hpp) on a stream socket when it is made, else call(0, 0).
-template <class Call, class Batched>
-ssize_t first_try(FdState s, Call& call, Batched& batched) {
-  if constexpr (!std::is_same_v<std::decay_t<Batched>, NoBatch>) {
-    if (s.kind == FdKind::kStream) {
-      long n = batched();
-      if (n != detail::kNotBatched) return n;
-    }
-  }
-  return call(std::size_t{0}, 0);
-}
-
 // output() is a write-like call of `total` bytes; call(done, quiet) writes
 // what is left after the first `done` bytes, with `quiet` (0 or
 // MSG_NOSIGNAL, only on sockets; see quiet_try()) added to its flags. On a
 // regular file in a coroutine it runs file() instead. batched(), if given,
-// is the first try made in the scheduler's batch (see first_try()).
+// is the first try made in the scheduler's batch (see batched_or()).
 template <class Call, class File = NoFile, class Batched = NoBatch>
 ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{},
                Batched&& batched = NoBatch{}) {
@@ -173,7 +158,7 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{},
     // small write into its last, partly filled packet long before epoll
     // reports the socket writable again, and the kernel's blocking send
     // returns at once there.
-    ssize_t n = first_try(c->state(), call, batched);
+    ssize_t n = batched_or(c->state(), batched, [&] { return call(done, 0); });
     if (n < 0 && errno != EAGAIN) return n;
     if (n >= 0 &&
         (static_cast<std::size_t>(n) >= total || n == 0 || !c->state().drains_on_short_read())) {

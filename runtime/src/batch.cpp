@@ -110,6 +110,12 @@ COIL_HOT long SchedulerImpl::batch(BatchedCall& call) {
     if (!call.done) flush_batch();
     throw;
   }
+  // A poll may have run between the call and now, and seen fd become ready after the call
+  // found it not ready: the caller's mark about the call's result must spare that edge.
+  FdEntry* e = poller_.fds().find(call.fd);
+  spare_.co = e && edges_of(*e, call.interest) != call.edges ? co : nullptr;
+  spare_.fd = call.fd;
+  spare_.interest = call.interest;
   return call.result;
 }
 
@@ -118,6 +124,7 @@ COIL_HOT void SchedulerImpl::flush_batch() noexcept {
   unsigned calls = 0;
   batch_enters_.set(batch_enters_ + batch_.submit([&](BatchedCall& call) {
     ++calls;
+    if (FdEntry* e = poller_.fds().find(call.fd)) call.edges = edges_of(*e, call.interest);
     wake(call.co);
   }));
   batched_.set(batched_ + calls);

@@ -32,9 +32,18 @@ struct FdEntry {
   std::uint8_t sticky = 0;       // Interest bits ready for good: after EOF (RDHUP), HUP or an error
   std::uint8_t drained = 0;      // not ready since mark_drained(), with no EAGAIN seen (stats)
   std::uint32_t waiters = 0;     // in the WaitTree
-  WaitNode* reader = nullptr;    // the one reader parked here, if any
-  WaitNode* writer = nullptr;    // the one writer parked here, if any
+  // Edges seen, per interest: they tell SchedulerImpl::batch() whether one arrived while a
+  // batched call's result was on its way back to its coroutine.
+  std::uint16_t edges_in = 0;
+  std::uint16_t edges_out = 0;
+  WaitNode* reader = nullptr;  // the one reader parked here, if any
+  WaitNode* writer = nullptr;  // the one writer parked here, if any
 };
+
+// edges_of() is e's count of edges for interest (kReadable or kWritable).
+inline std::uint16_t edges_of(const FdEntry& e, std::uint8_t interest) noexcept {
+  return interest == kReadable ? e.edges_in : e.edges_out;
+}
 
 // fd_generation() is a process-wide count of fd_reopened(fd) calls (0 if
 // never). An entry registered under another generation is stale: its open

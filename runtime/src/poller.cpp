@@ -206,6 +206,8 @@ COIL_HOT void Poller::dispatch(const epoll_event& ev) noexcept {
   if (!e || !e->registered) return;
   std::uint8_t ready = readiness(ev.events);
   e->ready |= ready;
+  e->edges_in = static_cast<std::uint16_t>(e->edges_in + ((ready & kReadable) != 0));
+  e->edges_out = static_cast<std::uint16_t>(e->edges_out + ((ready & kWritable) != 0));
   // After EOF, a hang-up or an error no new edge will come, yet every read
   // (or write) returns at once: such readiness must outlive mark_not_ready().
   if (ev.events & (EPOLLHUP | EPOLLERR)) {

@@ -299,7 +299,16 @@ WaitResult SchedulerImpl::wait_fd(int fd, std::uint8_t interest, TimePoint deadl
   return wait_fd_edge(fd, interest, deadline);
 }
 
+// spared() is true, once, for the mark a hook makes about a batched call's result when an edge
+// arrived after the call was made (batch()): the mark would erase it.
+inline bool SchedulerImpl::spared(int fd, std::uint8_t interest) noexcept {
+  if (spare_.co != running_ || spare_.fd != fd || !(spare_.interest & interest)) return false;
+  spare_.co = nullptr;
+  return true;
+}
+
 COIL_HOT void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexcept {
+  if (spared(fd, interest)) return;
   // Registering first makes the mark stick: a fresh registration assumes
   // ready, and epoll reports the current state of a newly added fd anyway.
   if (FdEntry* e = poller_.prepare(fd)) {
@@ -309,6 +318,7 @@ COIL_HOT void SchedulerImpl::mark_not_ready(int fd, std::uint8_t interest) noexc
 }
 
 COIL_HOT void SchedulerImpl::mark_drained(int fd, std::uint8_t interest) noexcept {
+  if (spared(fd, interest)) return;
   if (FdEntry* e = poller_.prepare(fd)) {
     std::uint8_t lost = interest & ~e->sticky;
     e->ready &= static_cast<std::uint8_t>(~lost);

@@ -166,6 +166,7 @@ class SchedulerImpl {
   class RunScope;
 
   bool step(bool may_block);
+  bool spared(int fd, std::uint8_t interest) noexcept;
   FdEntry* prepare_fd(int fd, WaitResult* early);
   void make_ready(Coroutine* co) noexcept;
   void enter(Coroutine* co) noexcept;
@@ -200,6 +201,14 @@ class SchedulerImpl {
   StackPool stacks_;
   SyscallBatch batch_;
   bool batching_;  // SchedulerOptions::io_uring, or COIL_IO_URING
+  // Spare: an edge of fd for interest arrived between the completion of co's batched call on fd
+  // and co's resumption (a poll ran between), so the mark co's hook makes right after, about
+  // that call's result, must not erase it (batch(), spared()).
+  struct Spare {
+    Coroutine* co = nullptr;
+    int fd = -1;
+    std::uint8_t interest = 0;
+  } spare_;
   // Counters other threads may read (process_stats()).
   StatCounter live_;  // spawned and not yet finished
   StatCounter peak_;

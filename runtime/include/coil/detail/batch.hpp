@@ -10,6 +10,7 @@
 #pragma once
 
 #include <climits>
+#include <cstdint>
 
 struct io_uring_sqe;
 
@@ -31,11 +32,20 @@ class BatchedCall {
   // make() makes the call directly, for when the ring fails: its result or -errno.
   virtual long make() const noexcept = 0;
 
+  // fd and interest say which readiness the call's result tells of (kReadable for a receive,
+  // kWritable for a send, from coil/detail/fd_wait.hpp): a caller may mark fd not ready from
+  // it, and the scheduler keeps an edge that arrives after the call from being erased so.
+  const int fd;
+  const std::uint8_t interest;
+
   long result = 0;  // >= 0, or -errno: what the call returned
   bool done = false;
   Coroutine* co = nullptr;  // the caller, woken when done
+  std::uint16_t edges = 0;  // fd's edges for interest when the call was made
 
  protected:
+  BatchedCall(int call_fd, std::uint8_t call_interest) noexcept
+      : fd(call_fd), interest(call_interest) {}
   ~BatchedCall() = default;
 };
 
