@@ -16,6 +16,7 @@
 #include <array>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -102,6 +103,45 @@ TEST(IoUringBatch, ALoneSendIsMadeDirectly) {
 TEST(IoUringBatch, OffMeansEverySendIsMadeDirectly) {
   SchedulerStats s = send_together(50, IoUring::kOff);
   EXPECT_EQ(s.syscalls_batched, 0u);
+}
+
+// The child half of TheEnvironmentDecidesByDefault: run by it in a new process, it prints how
+// many of 50 sends its scheduler (IoUring::kFromEnv) batched, or the exception that stopped it.
+TEST(IoUringBatchChild, ReportBatched) {
+  if (!std::getenv("COIL_BATCH_CHILD")) GTEST_SKIP() << "run by TheEnvironmentDecidesByDefault";
+  try {
+    std::printf("batched=%llu\n", static_cast<unsigned long long>(
+                                      send_together(50, IoUring::kFromEnv).syscalls_batched));
+  } catch (const std::exception& e) {
+    std::printf("refused: %s\n", e.what());
+  }
+}
+
+// child_says() runs ReportBatched in a new process with COIL_IO_URING=value and returns its line.
+std::string child_says(const char* value) {
+  std::string cmd = std::string("COIL_BATCH_CHILD=1 COIL_IO_URING='") + value + "' /proc/" +
+                    std::to_string(::getpid()) +
+                    "/exe --gtest_filter=IoUringBatchChild.ReportBatched 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return "popen failed";
+  std::string line;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, f)) {
+    if (std::strncmp(buf, "batched=", 8) == 0 || std::strncmp(buf, "refused:", 8) == 0) line = buf;
+  }
+  ::pclose(f);
+  return line;
+}
+
+TEST(IoUringBatch, TheEnvironmentDecidesByDefault) {
+  SKIP_WITHOUT_IO_URING();
+  EXPECT_EQ(child_says("1"), "batched=50\n");
+  EXPECT_EQ(child_says(""), "batched=50\n");
+  EXPECT_EQ(child_says("off"), "batched=0\n");
+  EXPECT_EQ(child_says("0"), "batched=0\n");
+  EXPECT_EQ(child_says("maybe"),
+            "refused: coil: COIL_IO_URING='maybe' is not a boolean; use 1 or 0 (also yes or no, "
+            "true or false, on or off)\n");
 }
 
 // queued_then() spawns a coroutine that writes "hello" on p[0], which is queued because a

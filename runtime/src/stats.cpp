@@ -207,7 +207,8 @@ std::string format_stats(const ProcessStats& s) {
   line(&out, "syscalls avoided", s.syscalls_avoided,
        "reads and writes on a drained fd that parked without meeting EAGAIN");
   line(&out, "syscalls batched", s.syscalls_batched,
-       "sends made through io_uring in " + grouped(s.batch_submits) + " io_uring_enter(s)");
+       "sends and receives made through io_uring in " + grouped(s.batch_submits) +
+           " io_uring_enter(s)");
   line(&out, "stack pool hits", s.stack_pool_hits);
   line(&out, "stack pool misses", s.stack_pool_misses,
        grouped(s.stack_maps) + " mmap(s), " + grouped(s.stacks_in_use) + " stack(s) in use");

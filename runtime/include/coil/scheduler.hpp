@@ -45,10 +45,10 @@ struct SpawnOptions {
 };
 
 // SchedulerOptions configure a Scheduler.
-// IoUring says whether a scheduler makes its coroutines' sends in batches, one io_uring_enter(2)
-// for all those made between two polls (coil/detail/batch.hpp): as the COIL_IO_URING environment
-// variable says (on unless it is 0), or on or off regardless. Where the kernel refuses io_uring,
-// sends are made one by one.
+// IoUring says whether a scheduler makes its coroutines' socket sends and receives in batches,
+// one io_uring_enter(2) for all those made between two polls (coil/detail/batch.hpp): as the
+// COIL_IO_URING environment variable says (on unless it is 0), or on or off regardless. Where
+// the kernel refuses io_uring, they are made one by one.
 enum class IoUring : std::uint8_t { kFromEnv, kOn, kOff };
 
 struct SchedulerOptions {
@@ -83,8 +83,8 @@ struct SchedulerStats {
   // drained: a hooked read after a short read (or a write after a short
   // write) parks at once instead of first meeting EAGAIN.
   std::uint64_t syscalls_avoided = 0;
-  // Sends made in batches through io_uring, and the io_uring_enter calls that made them: the
-  // syscalls batching saved are syscalls_batched - batch_submits.
+  // Sends and receives made in batches through io_uring, and the io_uring_enter calls that made
+  // them: the syscalls batching saved are syscalls_batched - batch_submits.
   std::uint64_t syscalls_batched = 0;
   std::uint64_t batch_submits = 0;
   std::uint64_t stack_maps = 0;  // mmap calls made for stacks
