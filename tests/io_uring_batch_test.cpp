@@ -5,6 +5,7 @@
 // it can get wrong: the order against a close or shutdown, SIGPIPE, fork, a broken ring.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -196,6 +197,26 @@ TEST(IoUringBatch, ADup2OntoAnFdWithASendQueuedComesAfterIt) {
   ::close(other[1]);
 }
 
+// A close coil does not see (a raw syscall here; fclose() of an fdopen()ed socket, close_range)
+// while a send is queued, and a new socket pair that takes the number: the queued send must not
+// reach the new socket. Before the fix it did; now the batch is made before any fd is created,
+// and the send meets the closed number.
+TEST(IoUringBatch, ANumberReusedAfterACloseCoilDidNotSeeGetsNoQueuedSend) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  Pair fresh{-1, -1};
+  long wrote = queued_then(p, [&] {
+    ::syscall(SYS_close, p[0]);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh.data()), 0);
+  });
+  ASSERT_TRUE(fresh[0] == p[0] || fresh[1] == p[0]) << "the number was not reused";
+  EXPECT_EQ(wrote, -EBADF);
+  char c;
+  int other = fresh[0] == p[0] ? fresh[1] : fresh[0];
+  EXPECT_EQ(::recv(other, &c, 1, MSG_DONTWAIT), -1) << "the queued send reached the new socket";
+  for (int fd : {p[1], fresh[0], fresh[1]}) ::close(fd);
+}
+
 // SigpipeSeen is how a write to a socket whose peer is gone ended, and the SIGPIPE it left
 // pending on the thread (blocked, then taken with sigtimedwait).
 struct SigpipeSeen {
@@ -282,8 +303,9 @@ TEST(IoUringBatch, ARingClosedBehindCoilsBackFallsBackToDirectSends) {
   sched
       .spawn([&] {
         // Round 1 opens the ring; the program then closes every fd it does not know, the
-        // ring's among them (a daemon's close-all loop); round 2 must still send.
-        for (int round = 0; round < 2; ++round) {
+        // ring's among them (a daemon's close-all loop); round 2 finds it broken and sends
+        // directly, and round 3 no longer tries it.
+        for (int round = 0; round < 3; ++round) {
           std::vector<JoinHandle<void>> senders;
           for (Pair& p : pairs) {
             senders.push_back(spawn([&p] { EXPECT_EQ(::write(p[0], "ab", 2), 2); }));
@@ -302,10 +324,10 @@ TEST(IoUringBatch, ARingClosedBehindCoilsBackFallsBackToDirectSends) {
       })
       .detach();
   sched.run();
-  EXPECT_EQ(sched.stats().syscalls_batched, 8u);
+  EXPECT_EQ(sched.stats().syscalls_batched, 8u);  // rounds 1 and 2
   for (Pair& p : pairs) {
     ::close(p[0]);
-    EXPECT_EQ(read_all(p[1]), "abab");
+    EXPECT_EQ(read_all(p[1]), "ababab");
     ::close(p[1]);
   }
 }
@@ -388,6 +410,105 @@ TEST(IoUringBatch, AnEdgeSeenBeforeABatchedCallerResumesIsNotLost) {
   EXPECT_EQ(got, "x");
   EXPECT_GE(sched.stats().syscalls_batched, 2u);
   for (int fd : {p[0], p[1], gate[0], gate[1]}) ::close(fd);
+}
+
+// io_uring takes 32-bit lengths: before the fix a batched read of 4 GiB read as 0, an end of
+// file, with 4 bytes waiting.
+TEST(IoUringBatch, ALengthOf4GiBIsNotCutTo32Bits) {
+  SKIP_WITHOUT_IO_URING();
+  Pair p = stream_pair();
+  ASSERT_EQ(::write(p[1], "abcd", 4), 4);
+  std::vector<char> buf(16);
+  long n = 0;
+  Scheduler sched({.io_uring = IoUring::kOn});
+  sched.spawn([&] { n = ::read(p[0], buf.data(), std::size_t{1} << 32); }).detach();
+  sched.spawn([] {}).detach();
+  sched.run();
+  EXPECT_EQ(n, 4);
+  EXPECT_EQ(sched.stats().syscalls_batched, 0u);
+  for (int fd : p) ::close(fd);
+}
+
+// A handler without SA_RESTART runs while a read is queued; the read then finds nothing and
+// would wait. The kernel's blocking read, in progress when the handler ran, fails with EINTR.
+// Before the fix it waited (here until SO_RCVTIMEO: EAGAIN after 1 s).
+TEST(IoUringBatch, ASignalCaughtWhileACallIsQueuedEndsItWithEintr) {
+  SKIP_WITHOUT_IO_URING();
+  struct sigaction sa {
+  }, old{};
+  sa.sa_handler = [](int) {};
+  ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+  Pair p = stream_pair();
+  timeval second{1, 0};
+  ASSERT_EQ(::setsockopt(p[0], SOL_SOCKET, SO_RCVTIMEO, &second, sizeof second), 0);
+  long n = 0;
+  int err = 0;
+  Scheduler sched({.io_uring = IoUring::kOn});
+  sched
+      .spawn([&] {
+        char buf[8];
+        n = ::read(p[0], buf, sizeof buf);
+        err = errno;
+      })
+      .detach();
+  sched.spawn([] { ::pthread_kill(::pthread_self(), SIGUSR1); }).detach();
+  sched.run();
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(err, EINTR) << std::strerror(err);
+  EXPECT_EQ(sched.stats().syscalls_batched, 1u);
+  ASSERT_EQ(::sigaction(SIGUSR1, &old, nullptr), 0);
+  for (int fd : p) ::close(fd);
+}
+
+// sq_heads() lists the SqHead of each io_uring of this process (/proc/PID/fdinfo): how many
+// entries each has consumed.
+std::vector<long> sq_heads() {
+  std::vector<long> heads;
+  for (int fd : io_uring_fds()) {
+    FILE* f = std::fopen(
+        ("/proc/" + std::to_string(::getpid()) + "/fdinfo/" + std::to_string(fd)).c_str(), "r");
+    if (!f) continue;
+    char line[128];
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::strncmp(line, "SqHead:", 7) == 0) heads.push_back(std::atol(line + 7));
+    }
+    std::fclose(f);
+  }
+  return heads;
+}
+
+// A Scheduler that is not running when the process forks: the child's batches must go through
+// a ring of its own, not the parent's (whose queues the parent goes on using). Before the fix the
+// child's three sends went through the inherited ring, which had consumed the parent's ten.
+TEST(IoUringBatch, AForkChildOfAnIdleSchedulerOpensItsOwnRing) {
+  SKIP_WITHOUT_IO_URING();
+  Scheduler sched({.io_uring = IoUring::kOn});
+  auto send_round = [&](int n) {
+    std::vector<Pair> pairs(static_cast<std::size_t>(n));
+    for (Pair& p : pairs) p = stream_pair();
+    for (Pair& p : pairs) sched.spawn([&p] { (void)::write(p[0], "m", 1); }).detach();
+    sched.run();
+    bool all = true;
+    for (Pair& p : pairs) {
+      char c = 0;
+      all = all && ::read(p[1], &c, 1) == 1 && c == 'm';
+      for (int fd : p) ::close(fd);
+    }
+    return all;
+  };
+  ASSERT_TRUE(send_round(10));
+  pid_t child = ::fork();
+  if (child == 0) {
+    bool sent = send_round(3);
+    std::vector<long> heads = sq_heads();
+    bool fresh = std::find(heads.begin(), heads.end(), 3) != heads.end();
+    ::_exit(!sent ? 1 : !fresh ? 2 : 0);
+  }
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the child's sends failed; 2: its ring was the parent's";
 }
 
 TEST(IoUringBatch, WritevAndSendmsgAreBatchedWhole) {

@@ -94,7 +94,7 @@ long made(long result, int flags) noexcept {
 }  // namespace
 
 COIL_HOT long send_batched(int fd, const void* buf, std::size_t len, int flags) {
-  if (flags & ~kBatchableFlags) return detail::kNotBatched;
+  if ((flags & ~kBatchableFlags) || len > kMaxBatchedLength) return detail::kNotBatched;
   SendCall call(fd, buf, len, nullptr, flags);
   return made(detail::batch(call), flags);
 }
@@ -106,6 +106,7 @@ long sendmsg_batched(int fd, const msghdr* msg, int flags) {
 }
 
 COIL_HOT long recv_batched(int fd, void* buf, std::size_t len) {
+  if (len > kMaxBatchedLength) return detail::kNotBatched;
   RecvCall call(fd, buf, len);
   long n = made(detail::batch(call), MSG_NOSIGNAL);
 #if COIL_HAVE_VALGRIND

@@ -29,6 +29,11 @@
 
 namespace coil::hook {
 
+// kMaxBatchedLength is the longest send or receive batched: the kernel's own cap on one call
+// (MAX_RW_COUNT, INT_MAX rounded down to a page). io_uring takes a 32-bit length, so a longer
+// one would be cut: 4 GiB would read as 0, an end of file.
+inline constexpr std::size_t kMaxBatchedLength = 0x7ffff000;
+
 // kBatchableFlags are the send flags a batched send may carry.
 inline constexpr int kBatchableFlags =
     MSG_NOSIGNAL | MSG_MORE | MSG_EOR | MSG_OOB | MSG_CONFIRM | MSG_DONTROUTE;

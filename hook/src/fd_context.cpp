@@ -19,21 +19,24 @@ namespace coil::hook {
 namespace {
 
 // kind_of_socket() classifies a socket by its type, and tells whether it
-// is a unix connection (FdState::unix_conn).
-FdKind kind_of_socket(int fd, bool* unix_conn) noexcept {
+// is a unix connection (FdState::unix_conn) or an inet stream (FdState::inet).
+FdKind kind_of_socket(int fd, FdState* s) noexcept {
   int type = 0;
   socklen_t len = sizeof type;
   if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return FdKind::kMessage;
   if (type == SOCK_STREAM || type == SOCK_SEQPACKET) {
     int domain = 0;
     len = sizeof domain;
-    *unix_conn = ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) {
+      s->unix_conn = domain == AF_UNIX;
+      s->inet = domain == AF_INET || domain == AF_INET6;
+    }
   }
   return type == SOCK_STREAM ? FdKind::kStream : FdKind::kMessage;
 }
 
 // kind_of() classifies an open fd by its inode type.
-FdKind kind_of(int fd, const struct stat& st, bool* unix_conn) noexcept {
+FdKind kind_of(int fd, const struct stat& st, FdState* s) noexcept {
   mode_t format = st.st_mode & S_IFMT;
   // The stdio fds are usually shared with other processes (a shell
   // pipeline, a terminal, a supervisor's socket): changing their O_NONBLOCK
@@ -43,7 +46,7 @@ FdKind kind_of(int fd, const struct stat& st, bool* unix_conn) noexcept {
   }
   switch (format) {
     case S_IFSOCK:
-      return kind_of_socket(fd, unix_conn);
+      return kind_of_socket(fd, s);
     case S_IFIFO:
       return FdKind::kPipe;
     case S_IFREG:
@@ -67,7 +70,7 @@ FdState classify(int fd) noexcept {
     s.kind = FdKind::kNone;
     return s;
   }
-  s.kind = kind_of(fd, st, &s.unix_conn);
+  s.kind = kind_of(fd, st, &s);
   int flags = real::fcntl(fd, F_GETFL);
   if (flags < 0) flags = 0;
   s.user_nonblock = (flags & O_NONBLOCK) != 0;

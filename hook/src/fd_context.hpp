@@ -44,6 +44,9 @@ struct FdState {
   // unix_conn: an AF_UNIX SOCK_STREAM or SOCK_SEQPACKET socket, whose writer
   // no event tells of the peer's shutdown(SHUT_RD) (see unix_write_io()).
   bool unix_conn = false;
+  // inet: an AF_INET or AF_INET6 socket. With unix_conn, it says which stream sockets have
+  // their sends and receives batched (batched_io.hpp): those whose EPIPE raises SIGPIPE.
+  bool inet = false;
 
   // emulates_blocking() is true when a call that meets EAGAIN must wait.
   bool emulates_blocking() const noexcept { return sys_nonblock && !user_nonblock; }
@@ -95,11 +98,13 @@ class FileState {
   static constexpr std::uint32_t kUserNonblockBit = 1u << 8;
   static constexpr std::uint32_t kSysNonblockBit = 1u << 9;
   static constexpr std::uint32_t kUnixConnBit = 1u << 10;
+  static constexpr std::uint32_t kInetBit = 1u << 11;
 
   // pack() and unpack() are inline: every hooked call reads the state.
   static std::uint32_t pack(FdState s) noexcept {
     return static_cast<std::uint32_t>(s.kind) | (s.user_nonblock ? kUserNonblockBit : 0) |
-           (s.sys_nonblock ? kSysNonblockBit : 0) | (s.unix_conn ? kUnixConnBit : 0);
+           (s.sys_nonblock ? kSysNonblockBit : 0) | (s.unix_conn ? kUnixConnBit : 0) |
+           (s.inet ? kInetBit : 0);
   }
   static FdState unpack(std::uint32_t bits) noexcept {
     FdState s;
@@ -107,6 +112,7 @@ class FileState {
     s.user_nonblock = (bits & kUserNonblockBit) != 0;
     s.sys_nonblock = (bits & kSysNonblockBit) != 0;
     s.unix_conn = (bits & kUnixConnBit) != 0;
+    s.inet = (bits & kInetBit) != 0;
     return s;
   }
 

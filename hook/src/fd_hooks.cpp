@@ -104,6 +104,7 @@ COIL_HOOK int ioctl(int fd, unsigned long request, ...) noexcept {
 }
 
 COIL_HOOK int dup(int fd) noexcept {
+  before_new_fd();
   int to = real::dup(fd);
   if (to >= 0) note_dup_fd(fd, to);
   return to;
@@ -144,6 +145,7 @@ COIL_HOOK int dup3(int fd, int to, int flags) noexcept {
 // (posix_spawn, popen, fork and exec) or passes over SCM_RIGHTS shares, and
 // a child that is not under coil would see EAGAIN on its blocking reads.
 COIL_HOOK int pipe2(int fds[2], int flags) noexcept {
+  before_new_fd();
   int rc = real::pipe2(fds, flags);
   if (rc != 0) return rc;
   note_unknown_fd(fds[0]);
@@ -154,6 +156,7 @@ COIL_HOOK int pipe2(int fds[2], int flags) noexcept {
 COIL_HOOK int pipe(int fds[2]) noexcept { return pipe2(fds, 0); }
 
 COIL_HOOK int eventfd(unsigned int initval, int flags) noexcept {
+  before_new_fd();
   if (!in_coroutine()) {
     int fd = real::eventfd(initval, flags);
     if (fd >= 0) note_unknown_fd(fd);
@@ -178,6 +181,7 @@ COIL_HOOK int eventfd(unsigned int initval, int flags) noexcept {
 // open is hooked only to forget what coil knew of a reused fd number.
 COIL_HOOK int open(const char* path, int flags, ...) {
   COIL_OPEN_MODE(flags)
+  before_new_fd();
   int fd = real::open(path, flags, mode);
   if (fd >= 0) note_unknown_fd(fd);
   return fd;
@@ -185,6 +189,7 @@ COIL_HOOK int open(const char* path, int flags, ...) {
 
 COIL_HOOK int openat(int dir, const char* path, int flags, ...) {
   COIL_OPEN_MODE(flags)
+  before_new_fd();
   int fd = real::openat(dir, path, flags, mode);
   if (fd >= 0) note_unknown_fd(fd);
   return fd;

@@ -22,6 +22,14 @@ namespace coil::hook {
 // in_coroutine() is the one branch every hook takes first.
 inline bool in_coroutine() noexcept { return detail::tls_running != nullptr; }
 
+// before_new_fd() makes this thread's batch of calls (coil/detail/batch.hpp)
+// before a call that creates an fd: a queued call on a number closed behind
+// coil's back (fclose() of an fdopen()ed socket, close_range) must not reach
+// the file that takes the number next. Closes coil sees flush by themselves.
+inline void before_new_fd() noexcept {
+  if (in_coroutine()) detail::flush_batch();
+}
+
 // Dir says which readiness a call needs and which timeout applies to it.
 enum class Dir : std::uint8_t {
   kIn,   // readable; SO_RCVTIMEO
@@ -148,12 +156,12 @@ ssize_t retry_outside(int fd, Dir dir, Call&& call, bool moved = false) {
 struct NoBatch {};
 
 // batched_or() makes a call inside a coroutine: through batched() (the call
-// made in the scheduler's batch, batched_io.hpp) on a stream socket, if that
-// makes it, else through call().
+// made in the scheduler's batch, batched_io.hpp) on a TCP or unix stream
+// socket, if that makes it, else through call().
 template <class Batched, class Call>
 ssize_t batched_or(FdState s, Batched& batched, Call&& call) {
   if constexpr (!std::is_same_v<std::decay_t<Batched>, NoBatch>) {
-    if (s.kind == FdKind::kStream) {
+    if (s.kind == FdKind::kStream && (s.inet || s.unix_conn)) {
       long n = batched();
       if (n != detail::kNotBatched) return n;
     }
@@ -173,8 +181,16 @@ ssize_t io(int fd, Dir dir, Deadline& deadline, FdState s, Call&& call, bool mov
   if (!s.emulates_blocking()) return call();
   for (;;) {
     if (!wait_ready(fd, dir, deadline, moved)) return -1;
+    detail::SignalCheck signals;
     ssize_t n = batched_or(s, batched, call);
     if (n >= 0 || errno != EAGAIN) return n;
+    // A caught signal that ran during the call (while it was queued in the scheduler's batch,
+    // a whole round of other coroutines long) ends it now that it would wait, as it ends the
+    // kernel's blocking call.
+    if (signals.ran(interrupt_mode(deadline, moved))) {
+      errno = EINTR;
+      return -1;
+    }
     detail::mark_not_ready(fd, interest(dir));
   }
 }

@@ -32,7 +32,8 @@ FdKind kind_of_type(int type) noexcept {
 FdState own_socket(int domain, int type) noexcept {
   int base = type & 0xf;
   bool unix_conn = domain == AF_UNIX && (base == SOCK_STREAM || base == SOCK_SEQPACKET);
-  return FdState{kind_of_type(type), (type & SOCK_NONBLOCK) != 0, true, unix_conn};
+  bool inet = domain == AF_INET || domain == AF_INET6;
+  return FdState{kind_of_type(type), (type & SOCK_NONBLOCK) != 0, true, unix_conn, inet};
 }
 
 // finish_connect() waits for a connect in progress as the blocking
@@ -72,6 +73,7 @@ int retry_unix_connect(int fd, FdContext* c, const sockaddr* addr, socklen_t len
 }
 
 int accept_impl(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  before_new_fd();
   if (!in_coroutine()) {
     int s = static_cast<int>(blocking_io(
         fd, Dir::kIn, [=] { return static_cast<ssize_t>(real::accept4(fd, addr, len, flags)); }));
@@ -86,7 +88,8 @@ int accept_impl(int fd, sockaddr* addr, socklen_t* len, int flags) {
   }));
   if (s < 0) return s;
   FdKind kind = listener.kind == FdKind::kMessage ? FdKind::kMessage : FdKind::kStream;
-  note_new_fd(s, FdState{kind, (flags & SOCK_NONBLOCK) != 0, true, listener.unix_conn});
+  note_new_fd(s,
+              FdState{kind, (flags & SOCK_NONBLOCK) != 0, true, listener.unix_conn, listener.inet});
   // Like the kernel's accepted socket, the new fd inherits the listener's
   // timeouts.
   FdContext* n = c ? find_context(s) : nullptr;
@@ -117,6 +120,7 @@ COIL_HOOK int socket(int domain, int type, int protocol) noexcept {
     if (fd >= 0) note_unknown_fd(fd);
     return fd;
   }
+  before_new_fd();
   int fd = real::socket(domain, type | SOCK_NONBLOCK, protocol);
   if (fd >= 0) note_new_fd(fd, own_socket(domain, type));
   return fd;
@@ -126,6 +130,7 @@ COIL_HOOK int socket(int domain, int type, int protocol) noexcept {
 // user asks and made non-blocking at first use in a coroutine: one end often
 // goes to a child process.
 COIL_HOOK int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+  before_new_fd();
   int rc = real::socketpair(domain, type, protocol, fds);
   if (rc == 0) {
     note_unknown_fd(fds[0]);

@@ -158,10 +158,16 @@ ssize_t output(int fd, std::size_t total, Call&& call, File&& file = NoFile{},
     // small write into its last, partly filled packet long before epoll
     // reports the socket writable again, and the kernel's blocking send
     // returns at once there.
+    detail::SignalCheck signals;
     ssize_t n = batched_or(c->state(), batched, [&] { return call(done, 0); });
     if (n < 0 && errno != EAGAIN) return n;
     if (n >= 0 &&
         (static_cast<std::size_t>(n) >= total || n == 0 || !c->state().drains_on_short_read())) {
+      return n;
+    }
+    // It must wait for room now: a caught signal that ran during the try ends it (see io()).
+    if (signals.ran(interrupt_mode(Deadline::of(c, Dir::kOut), n > 0))) {
+      if (n < 0) errno = EINTR;
       return n;
     }
     if (n > 0) done = static_cast<std::size_t>(n);

@@ -13,6 +13,8 @@
 
 namespace coil::detail {
 
+constinit std::atomic<std::uint32_t> fork_count{0};
+
 bool uring_wanted() {
   static const bool wanted = [] {
     const char* value = std::getenv("COIL_IO_URING");
@@ -48,6 +50,7 @@ bool SyscallBatch::open() noexcept {
       rc == 0 && (params.flags & IORING_SETUP_SUBMIT_ALL) && (params.features & IORING_FEAT_NODROP);
   if (rc == 0 && !fits) io_uring_queue_exit(&ring_);
   state_ = fits ? State::kOpen : State::kBroken;
+  forks_ = fork_count.load(std::memory_order_relaxed);
   return fits;
 }
 
@@ -90,6 +93,7 @@ void SyscallBatch::drop_after_fork() noexcept {
   ring_ = io_uring{};
   state_ = State::kClosed;
   queued_ = 0;
+  forks_ = fork_count.load(std::memory_order_relaxed);
 }
 
 // batch() is the scheduler side of coil::detail::batch().

@@ -9,6 +9,7 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "coil/detail/batch.hpp"
@@ -18,6 +19,10 @@ namespace coil::detail {
 // uring_wanted() reads COIL_IO_URING once: true unless it is a false word (0, no, false, off).
 // A malformed value throws std::invalid_argument, on this and every later call.
 bool uring_wanted();
+
+// fork_count counts the fork()s this process descends from (bumped in the child by the
+// scheduler's pthread_atfork handler): a SyscallBatch opened under another count is a parent's.
+extern std::atomic<std::uint32_t> fork_count;
 
 class SyscallBatch {
  public:
@@ -32,8 +37,13 @@ class SyscallBatch {
   SyscallBatch& operator=(const SyscallBatch&) = delete;
 
   // usable() opens the ring on first use and says whether calls can be queued. False for good
-  // once opening failed (the kernel or a seccomp filter refused io_uring) or the ring broke.
-  bool usable() noexcept { return state_ == State::kOpen || (state_ == State::kClosed && open()); }
+  // once opening failed (the kernel or a seccomp filter refused io_uring) or the ring broke. A
+  // ring inherited over fork() (by a scheduler that was not running at the fork) is the
+  // parent's: it is dropped and the child's own opened.
+  bool usable() noexcept {
+    if (forks_ != fork_count.load(std::memory_order_relaxed)) drop_after_fork();
+    return state_ == State::kOpen || (state_ == State::kClosed && open());
+  }
   bool empty() const noexcept { return queued_ == 0; }
   bool full() const noexcept { return queued_ == kEntries; }
 
@@ -59,6 +69,7 @@ class SyscallBatch {
 
   io_uring ring_{};
   State state_ = State::kClosed;
+  std::uint32_t forks_ = 0;  // fork_count when the ring was opened
   unsigned queued_ = 0;
   unsigned made_ = 0;  // of the queued calls, how many have their result
   BatchedCall* calls_[kEntries];
@@ -72,10 +83,11 @@ unsigned SyscallBatch::submit(Done&& done) noexcept {
     // Every call completes inside the submission; the wait is a safety net costing nothing.
     int rc = io_uring_submit_and_wait(&ring_, queued_ - made_);
     ++entries;
-    reap();
-    if (rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) continue;
-    // The ring is unusable (its fd closed by the program, say). A call not reaped was never
-    // consumed: consumed ones complete inside io_uring_enter.
+    if (reap() > 0 || rc > 0 || rc == -EINTR) continue;
+    // No progress: the ring is unusable. Its fd was closed by the program (a close-all loop),
+    // and the number is now another file's (an error) or another io_uring's (nothing of ours
+    // is consumed there). A call not reaped was never consumed: consumed ones complete inside
+    // io_uring_enter.
     state_ = State::kBroken;
     entries += queued_ - made_;
     make_rest_directly();

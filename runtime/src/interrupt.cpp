@@ -71,6 +71,15 @@ COIL_HOT InterruptibleWait::~InterruptibleWait() {
   }
 }
 
+SignalCheck::SignalCheck() noexcept
+    : any_(tls_signals.of(false)), no_restart_(tls_signals.of(true)) {}
+
+bool SignalCheck::ran(Interrupt mode) const noexcept {
+  if (mode == Interrupt::kNever) return false;
+  return only_no_restart(mode) ? tls_signals.of(true) != no_restart_
+                               : tls_signals.of(false) != any_;
+}
+
 bool InterruptibleWait::interrupted() const noexcept {
   return mode_ != Interrupt::kNever && tls_signals.of(only_no_restart(mode_)) != mark_;
 }

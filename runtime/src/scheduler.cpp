@@ -54,6 +54,7 @@ SchedulerImpl::SchedulerImpl(const SchedulerOptions& opts)
   InternalScope internal;  // call_once is pthread_once
   std::call_once(fork_handler, [] {
     ::pthread_atfork(nullptr, nullptr, [] {
+      fork_count.fetch_add(1, std::memory_order_relaxed);
       registry_after_fork(tls_scheduler);
       if (tls_scheduler) tls_scheduler->after_fork_in_child();
     });

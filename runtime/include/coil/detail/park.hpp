@@ -83,6 +83,21 @@ class InterruptibleWait {
   std::uint32_t saved_mark_ = 0;
 };
 
+// SignalCheck notes the caught signals that have run on this thread so far, to tell later
+// whether one ran since: the check a call makes when a try it made without waiting (one the
+// scheduler held in its batch a while, coil/detail/batch.hpp) finds it must now wait, since a
+// handler that ran during the call ends the blocking call in the kernel.
+class SignalCheck {
+ public:
+  SignalCheck() noexcept;
+  // ran() is true if a handler that mode counts has run on this thread since construction.
+  bool ran(Interrupt mode) const noexcept;
+
+ private:
+  std::uint32_t any_;
+  std::uint32_t no_restart_;
+};
+
 // WaitSignalMask applies a ppoll, pselect or epoll_pwait signal mask to the
 // running coroutine's waits for its lifetime: while the coroutine is parked,
 // its scheduler waits in epoll_pwait2 with that mask (with several, it
