@@ -2,9 +2,6 @@
 #include "batch.hpp"
 
 #include <cerrno>
-#include <cstdlib>
-#include <stdexcept>
-#include <string>
 
 #include "coil/detail/settings.hpp"
 #include "hot.hpp"
@@ -16,16 +13,7 @@ namespace coil::detail {
 constinit std::atomic<std::uint32_t> fork_count{0};
 
 bool uring_wanted() {
-  static const bool wanted = [] {
-    const char* value = std::getenv("COIL_IO_URING");
-    bool on = true;
-    if (value && *value && !parse_bool_setting(value, &on)) {
-      throw std::invalid_argument(std::string("coil: COIL_IO_URING='") + value +
-                                  "' is not a boolean; use 1 or 0 (also yes or no, true or "
-                                  "false, on or off)");
-    }
-    return on;
-  }();
+  static const bool wanted = bool_setting("COIL_IO_URING", true);
   return wanted;
 }
 

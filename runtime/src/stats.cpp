@@ -82,13 +82,7 @@ void print_at_exit() noexcept {
 // and refused again, by every later call).
 bool stats_wanted() {
   static const bool wanted = [] {
-    const char* value = std::getenv("COIL_STATS");
-    bool on = false;
-    if (value && *value && !parse_bool_setting(value, &on)) {
-      throw std::invalid_argument(std::string("coil: COIL_STATS='") + value +
-                                  "' is not a boolean; use 1 or 0 (also yes or no, true or "
-                                  "false, on or off)");
-    }
+    bool on = bool_setting("COIL_STATS", false);
     if (on) {
       stats_output.open();
       std::atexit(print_at_exit);

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 namespace coil::detail {
@@ -32,6 +35,20 @@ inline bool parse_bool_setting(std::string_view value, bool* out) noexcept {
     }
   }
   return false;
+}
+
+// bool_setting() reads the boolean environment variable `name` with parse_bool_setting():
+// fallback when it is unset or empty. A malformed value throws std::invalid_argument with a
+// message naming the variable and the words it takes.
+inline bool bool_setting(const char* name, bool fallback) {
+  const char* value = std::getenv(name);
+  bool on = fallback;
+  if (value && *value && !parse_bool_setting(value, &on)) {
+    throw std::invalid_argument(std::string("coil: ") + name + "='" + value +
+                                "' is not a boolean; use 1 or 0 (also yes or no, true or false, "
+                                "on or off)");
+  }
+  return on;
 }
 
 }  // namespace coil::detail
