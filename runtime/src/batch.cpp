@@ -112,7 +112,10 @@ COIL_HOT long SchedulerImpl::batch(BatchedCall& call) {
 }
 
 COIL_HOT void SchedulerImpl::flush_batch() noexcept {
-  if (batch_.empty()) return;
+  // Not from inside itself: a sanitizer's checks call hooked libc functions (UBSan's vptr check
+  // calls pipe(), whose hook flushes) at any virtual call, make() in submit() among them.
+  if (batch_.empty() || flushing_) return;
+  flushing_ = true;
   unsigned calls = 0;
   batch_enters_.set(batch_enters_ + batch_.submit([&](BatchedCall& call) {
     ++calls;
@@ -120,6 +123,7 @@ COIL_HOT void SchedulerImpl::flush_batch() noexcept {
     wake(call.co);
   }));
   batched_.set(batched_ + calls);
+  flushing_ = false;
 }
 
 long batch(BatchedCall& call) { return tls_running->scheduler->batch(call); }

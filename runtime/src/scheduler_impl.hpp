@@ -200,7 +200,8 @@ class SchedulerImpl {
   Poller poller_;
   StackPool stacks_;
   SyscallBatch batch_;
-  bool batching_;  // SchedulerOptions::io_uring, or COIL_IO_URING
+  bool batching_;          // SchedulerOptions::io_uring, or COIL_IO_URING
+  bool flushing_ = false;  // inside flush_batch()
   // Spare: an edge of fd for interest arrived between the completion of co's batched call on fd
   // and co's resumption (a poll ran between), so the mark co's hook makes right after, about
   // that call's result, must not erase it (batch(), spared()).
