@@ -60,18 +60,19 @@ COIL_HOT unsigned SyscallBatch::reap() noexcept {
     ++n;
   }
   io_uring_cq_advance(&ring_, n);
-  made_ += n;
   return n;
 }
 
-void SyscallBatch::make_rest_directly() noexcept {
+unsigned SyscallBatch::make_rest_directly() noexcept {
+  unsigned n = 0;
   for (unsigned i = 0; i < queued_; ++i) {
     BatchedCall& call = *calls_[i];
     if (call.done) continue;
     call.result = call.make();
     call.done = true;
-    ++made_;
+    ++n;
   }
+  return n;
 }
 
 void SyscallBatch::drop_after_fork() noexcept {

@@ -51,8 +51,8 @@ class SyscallBatch {
   void queue(BatchedCall& call) noexcept;
 
   // submit() makes every queued call, with one io_uring_enter (or directly, one by one, when
-  // the ring fails), fills in each result and calls done(call) for each, in queue order for the
-  // ones made directly. Returns how many kernel entries it took.
+  // the ring fails), fills in each result and calls done(call) for each, in queue order.
+  // Returns how many kernel entries it took.
   template <class Done>
   unsigned submit(Done&& done) noexcept;
 
@@ -64,33 +64,35 @@ class SyscallBatch {
   enum class State : std::uint8_t { kClosed, kOpen, kBroken };
 
   bool open() noexcept;
-  unsigned reap() noexcept;  // takes the completions there, returns how many
-  void make_rest_directly() noexcept;
+  unsigned reap() noexcept;                // takes the completions there, returns how many
+  unsigned make_rest_directly() noexcept;  // returns how many it made
 
   io_uring ring_{};
   State state_ = State::kClosed;
   std::uint32_t forks_ = 0;  // fork_count when the ring was opened
   unsigned queued_ = 0;
-  unsigned made_ = 0;  // of the queued calls, how many have their result
   BatchedCall* calls_[kEntries];
 };
 
 template <class Done>
 unsigned SyscallBatch::submit(Done&& done) noexcept {
   unsigned entries = 0;
-  made_ = 0;
-  while (made_ < queued_) {
+  unsigned made = 0;  // of the queued calls, how many have their result
+  while (made < queued_) {
     // Every call completes inside the submission; the wait is a safety net costing nothing.
-    int rc = io_uring_submit_and_wait(&ring_, queued_ - made_);
+    int rc = io_uring_submit_and_wait(&ring_, queued_ - made);
     ++entries;
-    if (reap() > 0 || rc > 0 || rc == -EINTR) continue;
+    unsigned reaped = reap();
+    made += reaped;
+    if (reaped > 0 || rc > 0 || rc == -EINTR) continue;
     // No progress: the ring is unusable. Its fd was closed by the program (a close-all loop),
     // and the number is now another file's (an error) or another io_uring's (nothing of ours
     // is consumed there). A call not reaped was never consumed: consumed ones complete inside
     // io_uring_enter.
     state_ = State::kBroken;
-    entries += queued_ - made_;
-    make_rest_directly();
+    unsigned direct = make_rest_directly();
+    entries += direct;
+    made += direct;
   }
   for (unsigned i = 0; i < queued_; ++i) done(*calls_[i]);
   queued_ = 0;

@@ -4,7 +4,7 @@
 // Why: a system call costs about 0.6 us of entry and exit alone on this kind of machine (measured
 // with getppid), more than the work of a small send. An echo server running 1000 connections
 // makes a read and a write per message; when epoll hands the scheduler a few hundred ready
-// connections at once, their writes can share one kernel entry instead of taking one each.
+// connections at once, their reads can share one kernel entry, and their writes another.
 // The coroutine does not notice: its call returns what the non-blocking call would have, only
 // after the others of the batch have run.
 #pragma once
@@ -60,7 +60,8 @@ long batch(BatchedCall& call);
 
 // flush_batch() makes the calls queued on this thread's scheduler now and makes their callers
 // ready again. The hook layer calls it before what would change the effect of a queued call
-// made later: a close, dup2 or shutdown of the fd (close and dup2 through coil::forget_fd()).
+// made later: a close, dup2 or shutdown of the fd (close and dup2 through coil::forget_fd()),
+// and any call that creates an fd (which may take a number closed behind coil's back).
 // No-op when nothing is queued or outside a scheduler.
 void flush_batch() noexcept;
 
